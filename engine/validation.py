@@ -1,0 +1,234 @@
+"""Check a payload against its spec through a pydantic model built from the spec, reporting every violation."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+)
+from pydantic_core import PydanticCustomError
+
+from engine.errors import PayloadError, Violation
+from engine.localimage import LocalImage
+from engine.specs import TYPE_WORDS, Param, Spec
+from engine.suggest import did_you_mean
+
+__all__ = ["PayloadValidator", "check_payload", "describe_value", "payload_violations"]
+
+_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+_DATA_URI = re.compile(r"data:image/[\w.+-]+;base64,", re.IGNORECASE)
+_BASE64 = re.compile(r"[A-Za-z0-9+/\r\n]+={0,2}")
+# Shorter than this, "base64" is more likely a typo or a file name than an image.
+_MIN_BASE64 = 64
+_ENUM_SHOWN = 12
+
+
+def payload_violations(spec: Spec, payload: Mapping[str, Any]) -> tuple[Violation, ...]:
+    """Every way ``payload`` breaks ``spec`` (empty when it is valid)."""
+    return spec.validator.violations(payload)
+
+
+def check_payload(spec: Spec, payload: Mapping[str, Any]) -> None:
+    """Raise :class:`PayloadError` listing every violation, if there is any."""
+    spec.validator.check(payload)
+
+
+class PayloadValidator:
+    """A spec compiled into a pydantic model; valid payloads never leave pydantic-core."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        fields: dict[str, Any] = {
+            name: (_annotation(param), ... if param.required else None)
+            for name, param in spec.params.items()
+        }
+        model = create_model(
+            f"Payload_{re.sub(r'[^0-9A-Za-z_]', '_', spec.id)}",
+            __config__=ConfigDict(
+                strict=True, extra="forbid", arbitrary_types_allowed=True, frozen=True
+            ),
+            **fields,
+        )
+        self._validate: Callable[[Any], Any] = model.__pydantic_validator__.validate_python
+
+    def violations(self, payload: Mapping[str, Any]) -> tuple[Violation, ...]:
+        if not isinstance(payload, Mapping):
+            return (
+                Violation(
+                    "payload", f"expected a mapping of parameters, got {describe_value(payload)}"
+                ),
+            )
+        try:
+            self._validate(payload if isinstance(payload, dict) else dict(payload))
+        except ValidationError as exc:
+            return tuple(self._translate(error) for error in exc.errors())
+        return ()
+
+    def check(self, payload: Mapping[str, Any]) -> None:
+        found = self.violations(payload)
+        if found:
+            raise PayloadError(self.spec.id, found)
+
+    def _translate(self, error: Any) -> Violation:
+        name = str(error["loc"][0]) if error["loc"] else "payload"
+        kind: str = error["type"]
+        value = error.get("input")
+        param = self.spec.params.get(name)
+        if param is None or kind == "extra_forbidden":
+            hint = did_you_mean(name, self.spec.params)
+            return Violation(name, f"unknown parameter{hint}", value, ", ".join(self.spec.params))
+        if kind == "missing":
+            return Violation(
+                name, "required parameter missing", None, param.allowed(most=_ENUM_SHOWN)
+            )
+        if kind in {"greater_than_equal", "greater_than"}:
+            return Violation(
+                name,
+                f"{describe_value(value)} is below the minimum {param.minimum}",
+                value,
+                param.allowed(most=_ENUM_SHOWN),
+            )
+        if kind in {"less_than_equal", "less_than"}:
+            return Violation(
+                name,
+                f"{describe_value(value)} is above the maximum {param.maximum}",
+                value,
+                param.allowed(most=_ENUM_SHOWN),
+            )
+        if kind in {"literal_error", "enum"}:
+            assert param.enum is not None
+            hint = did_you_mean(value, param.enum)
+            return Violation(
+                name,
+                f"{describe_value(value)} is not an allowed value{hint}",
+                value,
+                param.allowed(most=_ENUM_SHOWN),
+            )
+        if kind == "finite_number":
+            return Violation(
+                name,
+                f"{describe_value(value)} is not a finite number",
+                value,
+                param.allowed(most=_ENUM_SHOWN),
+            )
+        if kind == "image":
+            return Violation(
+                name,
+                f"expected an image, got {describe_value(value)}",
+                value,
+                param.allowed(most=_ENUM_SHOWN),
+            )
+        return Violation(
+            name,
+            f"expected {_expected(param)}, got {describe_value(value)}",
+            value,
+            param.allowed(),
+        )
+
+
+def _expected(param: Param) -> str:
+    if param.type == "number" and param.numeric_string:
+        return "a number (or a string spelling one)"
+    return TYPE_WORDS[param.type]
+
+
+def describe_value(value: object) -> str:
+    """A value as a message shows it: short, quoted when a string, with its kind when that helps."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, str):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return (
+            f"'{shown}' (a string)"
+            if _looks_numeric(value) or value in {"true", "false"}
+            else f"'{shown}'"
+        )
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)}"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _annotation(param: Param) -> Any:
+    limits: dict[str, Any] = {
+        key: value
+        for key, value in (("ge", param.minimum), ("le", param.maximum))
+        if value is not None
+    }
+    enum = param.enum if param.enum is not None and param.enum_complete else None
+    if param.type == "string":
+        if enum is not None and all(isinstance(v, str) for v in enum):
+            return Literal[enum]
+        return Annotated[str, _enum_check(enum)] if enum is not None else str
+    if param.type == "integer":
+        base: Any = Annotated[int, Field(**limits)]
+        return Annotated[base, _enum_check(enum)] if enum is not None else base
+    if param.type == "number":
+        base = Annotated[float, Field(allow_inf_nan=False, **limits)]
+        if param.numeric_string:
+            base = Annotated[base, BeforeValidator(_number_from_string)]
+        return Annotated[base, _enum_check(enum)] if enum is not None else base
+    if param.type == "boolean":
+        return bool
+    if param.type == "image":
+        return Annotated[str | LocalImage, AfterValidator(_check_image)]
+    if param.type == "array":
+        return list[Any]
+    return dict[str, Any]
+
+
+def _enum_check(enum: tuple[object, ...] | None) -> AfterValidator:
+    allowed = frozenset(
+        float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+        for v in enum or ()
+    )
+
+    def check(value: Any) -> Any:
+        key = float(value) if isinstance(value, int | float) else value
+        if key not in allowed:
+            raise PydanticCustomError("enum", "not an allowed value")
+        return value
+
+    return AfterValidator(check)
+
+
+def _number_from_string(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    return value
+
+
+def _check_image(value: str | LocalImage) -> str | LocalImage:
+    if isinstance(value, LocalImage):
+        return value
+    if _URL.match(value) or _DATA_URI.match(value):
+        return value
+    if len(value) >= _MIN_BASE64 and _BASE64.fullmatch(value):
+        return value
+    raise PydanticCustomError("image", "not an image")

@@ -1,0 +1,61 @@
+"""Developer sessions: `nox` runs tests, lint and typecheck; `nox -s bench` and `nox -s specs` on demand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+SPEC_IDS = (
+    "scenecraft",
+    "ai-product-photography",
+    "consistent-character",
+    "sd1.5-scifi",
+    "furniture-staging",
+)
+DOCS = Path(__file__).resolve().parent.parent / "shared" / "segmind-docs"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (what CI runs)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".[test]")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: print ratios against a baseline measured in the same run."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest", "tests/bench", "-p", "no:cacheprovider", "-s", "-q", "--override-ini=addopts="
+    )
+
+
+@nox.session
+def specs(session: nox.Session) -> None:
+    """Regenerate specs/*.yaml from the API pages in ../shared/segmind-docs and their overlays."""
+    session.install("-e", ".")
+    for spec_id in SPEC_IDS:
+        session.run(
+            "render", "specs", "import", str(DOCS / f"{spec_id}.txt"),
+            "--overlay", f"specs/overlays/{spec_id}.yaml", "-o", f"specs/{spec_id}.yaml",
+        )  # fmt: skip
