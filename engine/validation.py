@@ -12,6 +12,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
     create_model,
 )
@@ -26,7 +27,8 @@ __all__ = ["PayloadValidator", "check_payload", "describe_value", "payload_viola
 
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 _DATA_URI = re.compile(r"data:image/[\w.+-]+;base64,", re.IGNORECASE)
-_BASE64 = re.compile(r"[A-Za-z0-9+/\r\n]+={0,2}")
+_BASE64 = re.compile(r"[A-Za-z0-9+/][A-Za-z0-9+/\r\n]*={0,2}")
+_NUMERIC = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 # Shorter than this, "base64" is more likely a typo or a file name than an image.
 _MIN_BASE64 = 64
 _ENUM_SHOWN = 12
@@ -70,7 +72,12 @@ class PayloadValidator:
         try:
             self._validate(payload if isinstance(payload, dict) else dict(payload))
         except ValidationError as exc:
-            return tuple(self._translate(error) for error in exc.errors())
+            found: dict[str, Violation] = {}
+            for error in exc.errors():
+                violation = self._translate(error)
+                # A union can fail once per member; the user needs to hear it once per parameter.
+                found.setdefault(violation.param, violation)
+            return tuple(found.values())
         return ()
 
     def check(self, payload: Mapping[str, Any]) -> None:
@@ -86,53 +93,23 @@ class PayloadValidator:
         if param is None or kind == "extra_forbidden":
             hint = did_you_mean(name, self.spec.params)
             return Violation(name, f"unknown parameter{hint}", value, ", ".join(self.spec.params))
+        shown = describe_value(value)
         if kind == "missing":
-            return Violation(
-                name, "required parameter missing", None, param.allowed(most=_ENUM_SHOWN)
-            )
-        if kind in {"greater_than_equal", "greater_than"}:
-            return Violation(
-                name,
-                f"{describe_value(value)} is below the minimum {param.minimum}",
-                value,
-                param.allowed(most=_ENUM_SHOWN),
-            )
-        if kind in {"less_than_equal", "less_than"}:
-            return Violation(
-                name,
-                f"{describe_value(value)} is above the maximum {param.maximum}",
-                value,
-                param.allowed(most=_ENUM_SHOWN),
-            )
-        if kind in {"literal_error", "enum"}:
-            assert param.enum is not None
-            hint = did_you_mean(value, param.enum)
-            return Violation(
-                name,
-                f"{describe_value(value)} is not an allowed value{hint}",
-                value,
-                param.allowed(most=_ENUM_SHOWN),
-            )
-        if kind == "finite_number":
-            return Violation(
-                name,
-                f"{describe_value(value)} is not a finite number",
-                value,
-                param.allowed(most=_ENUM_SHOWN),
-            )
-        if kind == "image":
-            return Violation(
-                name,
-                f"expected an image, got {describe_value(value)}",
-                value,
-                param.allowed(most=_ENUM_SHOWN),
-            )
-        return Violation(
-            name,
-            f"expected {_expected(param)}, got {describe_value(value)}",
-            value,
-            param.allowed(),
-        )
+            problem, value = "required parameter missing", None
+        elif kind in {"greater_than_equal", "greater_than"}:
+            problem = f"{shown} is below the minimum {param.minimum}"
+        elif kind in {"less_than_equal", "less_than"}:
+            problem = f"{shown} is above the maximum {param.maximum}"
+        elif kind in {"literal_error", "enum"}:
+            problem = f"{shown} is not an allowed value{did_you_mean(value, param.enum or ())}"
+        elif kind == "finite_number":
+            problem = f"{shown} is not a finite number"
+        else:
+            # A type error names the type already: "allowed" adds something only for a range or list.
+            problem = f"expected {_expected(param)}, got {shown}"
+            if param.enum is None and param.minimum is None and param.maximum is None:
+                return Violation(name, problem, value)
+        return Violation(name, problem, value, param.allowed(most=_ENUM_SHOWN))
 
 
 def _expected(param: Param) -> str:
@@ -155,7 +132,11 @@ def describe_value(value: object) -> str:
             else f"'{shown}'"
         )
     if isinstance(value, int | float):
-        return str(value)
+        return (
+            str(value)
+            if not isinstance(value, int) or value.bit_length() < 128
+            else "a huge integer"
+        )
     if isinstance(value, list | tuple):
         return f"a list of {len(value)}"
     if isinstance(value, Mapping):
@@ -193,21 +174,18 @@ def _annotation(param: Param) -> Any:
     if param.type == "boolean":
         return bool
     if param.type == "image":
-        return Annotated[str | LocalImage, AfterValidator(_check_image)]
+        return Annotated[Any, PlainValidator(_check_image)]
     if param.type == "array":
         return list[Any]
     return dict[str, Any]
 
 
 def _enum_check(enum: tuple[object, ...] | None) -> AfterValidator:
-    allowed = frozenset(
-        float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
-        for v in enum or ()
-    )
+    # Python compares ints and floats exactly (1 == 1.0, and 2**1024 is simply not in the set).
+    allowed = frozenset(enum or ())
 
     def check(value: Any) -> Any:
-        key = float(value) if isinstance(value, int | float) else value
-        if key not in allowed:
+        if value not in allowed:
             raise PydanticCustomError("enum", "not an allowed value")
         return value
 
@@ -215,20 +193,19 @@ def _enum_check(enum: tuple[object, ...] | None) -> AfterValidator:
 
 
 def _number_from_string(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return value
+    # Only a plain spelling ("1.5", "-2", "1e3"), not what float() also takes ("1_5", " 1.5 ", "nan").
+    if isinstance(value, str) and _NUMERIC.fullmatch(value):
+        number = float(value)
         return number if math.isfinite(number) else value
     return value
 
 
-def _check_image(value: str | LocalImage) -> str | LocalImage:
+def _check_image(value: Any) -> str | LocalImage:
     if isinstance(value, LocalImage):
         return value
-    if _URL.match(value) or _DATA_URI.match(value):
-        return value
-    if len(value) >= _MIN_BASE64 and _BASE64.fullmatch(value):
-        return value
+    if isinstance(value, str):
+        if _URL.match(value) or _DATA_URI.match(value):
+            return value
+        if len(value) >= _MIN_BASE64 and _BASE64.fullmatch(value):
+            return value
     raise PydanticCustomError("image", "not an image")

@@ -61,14 +61,14 @@ def test_every_violation_is_reported_with_exact_messages() -> None:
     }
     messages = [v.message for v in payload_violations(load_spec("scenecraft"), payload)]
     assert messages == [
-        "image: expected an image, got 'images/sofa.png' (allowed: an image (URL or base64))",
+        "image: expected an image (URL or base64), got 'images/sofa.png'",
         "prompt: required parameter missing (allowed: a string)",
         "aspect_ratio: '16:9' is not an allowed value; did you mean '16:9 (Panorama)'? (allowed: "
         "'1:1 (Perfect Square)', '2:3 (Classic Portrait)', '3:4 (Golden Ratio)', "
         "'3:5 (Elegant Vertical)', '4:5 (Artistic Frame)', '5:7 (Balanced Portrait)', "
         "'5:8 (Tall Portrait)', '7:9 (Modern Portrait)', '9:16 (Slim Vertical)', '9:19 (Tall Slim)', "
         "'9:21 (Ultra Tall)', '9:32 (Skyline)', … (23 in all))",
-        "dropshadow: expected true or false, got 'yes' (allowed: true or false)",
+        "dropshadow: expected true or false, got 'yes'",
         "guidance_scale: expected a number, got true (a boolean) (allowed: a number from 1 to 20)",
         "image_format: 'PNG' is not an allowed value; did you mean 'png'? "
         "(allowed: 'png', 'jpeg', 'webp')",

@@ -100,12 +100,13 @@ def _evaluate(expr: str) -> object:
     # one, Python's own parser takes care of both.
     try:
         tree = ast.parse(f"[{expr}\n]", mode="eval")
-    except SyntaxError:
+        if not isinstance(tree.body, ast.List) or len(tree.body.elts) != 1:
+            return Unreadable(expr.rstrip(","))
+        return _value(tree.body.elts[0])
+    # What a page prints need not be sane Python: a list as a dict key, a thousand nested minus
+    # signs, a 5,000-digit literal. None of that is evidence.
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
         return Unreadable(expr.rstrip(","))
-    assert isinstance(tree.body, ast.List)
-    if len(tree.body.elts) != 1:
-        return Unreadable(expr.rstrip(","))
-    return _value(tree.body.elts[0])
 
 
 def _value(node: ast.expr) -> object:

@@ -98,8 +98,12 @@ def import_text(text: str, *, name: str, spec_id: str) -> ImportResult:
     }
     try:
         spec = Spec.model_validate(spec_fields)
-    except ValidationError as exc:  # pragma: no cover - every field above is built to fit
-        raise SpecImportError(page.where(None), f"the page gives an invalid spec: {exc}") from exc
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"])
+        raise SpecImportError(
+            page.where(None), f"the page gives an invalid spec: {field}: {error['msg']}"
+        ) from exc
     return ImportResult(spec, tuple(page.notes))
 
 
@@ -141,7 +145,16 @@ def _endpoint(page: Page, sample: CodeSample, marks: _Marks) -> tuple[str, str]:
             url = nxt.group("url")
             break
     url = url or sample.url
-    path = urlparse(url).path if url else (f"/v1/{sample.slug}" if sample.slug else None)
+    try:
+        path = urlparse(url).path if url else (f"/v1/{sample.slug}" if sample.slug else None)
+    except ValueError as exc:
+        raise SpecImportError(
+            page.where(marks.endpoint or 1), f"cannot read the endpoint URL {url}: {exc}"
+        ) from exc
+    if path and not re.fullmatch(r"/\S+", path):
+        raise SpecImportError(
+            page.where(marks.endpoint or 1), f"cannot read the endpoint URL {url}"
+        )
     if not path or path == "/":
         raise SpecImportError(
             page.where(marks.endpoint or 1),

@@ -200,44 +200,162 @@ def _allowed_line(allowed: Allowed, text: str, number: int) -> bool:
     return False
 
 
+# Older pages print one of two forms. Unnamed: a description per parameter, in the code sample's
+# order. Named: "seedint ( default: -1 )" or "promptstr *" (the star marks a required one).
+_NAMED_HEADER = re.compile(
+    r"^(?P<name>[A-Za-z_]\w*?)(?P<type>enum:\w+|str|int|integer|float|number|bool|boolean|image|array|list|object|dict)"
+    r"\s*(?:(?P<star>\*)|\(\s*default\s*:\s*(?P<default>.*?)\s*\))\s*(?P<rest>.*)$"
+)
+_NAMED_TYPES = {
+    "str": "string",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "list": "array",
+    "dict": "object",
+}
+# Past this a line is prose after the list, not an attribute's description.
+_PROSE = 160
+
+
 def read_attributes(page: Page, start: int, names: list[str]) -> tuple[list[RawParam], int | None]:
-    """The older layout: after "Attributes", one description per parameter in the code sample's order,
-    each followed by its ``min :``/``max :`` and ``Allowed values:`` lines; names come from ``names``.
+    """The older layout: the lines after "Attributes" up to the prose that follows them.
+
+    Named form: each header names its parameter and type. Unnamed form: one description per
+    parameter in the code sample's order (``names``), each followed by its ``min :``/``max :`` and
+    ``Allowed values:`` lines. Unquoted values one a line look like descriptions; the count settles
+    it: every text line beyond one a parameter belongs to an allowed-values list.
     """
+    end = start + 1
+    while end <= len(page.lines):
+        text = page.text(end)
+        if _SECTION_END.match(text) or len(text) > _PROSE:
+            break
+        end += 1
+    lines = [(n, t) for n, t in page.numbered(start + 1, end) if t]
+    if any(_NAMED_HEADER.match(t) for _, t in lines):
+        return _read_named(lines), (end if end <= len(page.lines) else None)
+    return _read_unnamed(page, lines, names), (end if end <= len(page.lines) else None)
+
+
+def _read_named(lines: list[tuple[int, str]]) -> list[RawParam]:
     params: list[RawParam] = []
-    number = start + 1
-    total = len(page.lines)
-    allowed_open = False
-    while number <= total:
-        text = page.text(number)
-        if not text:
-            number += 1
+    in_values = False
+    for number, text in lines:
+        header = _NAMED_HEADER.match(text)
+        if header:
+            kind = header.group("type").lower()
+            raw = RawParam(header.group("name"), number, required=bool(header.group("star")))
+            raw.type_text = _NAMED_TYPES.get(kind, "string" if kind.startswith("enum") else kind)
+            raw.type_line = number
+            if header.group("default") is not None:
+                raw.has_default, raw.default = parse_literal(header.group("default"))
+                raw.default_line = number
+            params.append(raw)
+            in_values = False
             continue
-        limit = _MIN_MAX.match(text)
-        if limit and params:
-            value = number_value(limit.group("value"))
-            if limit.group("which").lower() == "min":
-                params[-1].minimum = value
-            else:
-                params[-1].maximum = value
-            params[-1].range_line = params[-1].range_line or number
-            number += 1
+        if not params:
+            continue
+        current = params[-1]
+        if _min_max(current, text, number):
             continue
         allowed = _ALLOWED.match(text)
-        if allowed and params:
-            params[-1].allowed = Allowed(number)
-            allowed_open = True
+        if allowed:
+            current.allowed = Allowed(number)
+            in_values = True
             if allowed.group("rest").strip():
-                _allowed_line(params[-1].allowed, allowed.group("rest"), number)
-            number += 1
+                _value_line(current.allowed, allowed.group("rest"), number)
             continue
-        still_allowed = allowed_open and params and params[-1].allowed is not None
-        if still_allowed and " " not in text and _allowed_line(params[-1].allowed, text, number):  # type: ignore[arg-type]
-            number += 1
+        if in_values and current.allowed is not None:
+            _value_line(current.allowed, text, number)
             continue
-        allowed_open = False
-        if len(params) == len(names) or _SECTION_END.match(text):
-            return params, number
-        params.append(RawParam(names[len(params)], number, description=[text]))
-        number += 1
-    return params, None
+        current.description.append(text)
+    return params
+
+
+def _read_unnamed(page: Page, lines: list[tuple[int, str]], names: list[str]) -> list[RawParam]:
+    kinds = []
+    for _, text in lines:
+        if _MIN_MAX.match(text):
+            kinds.append("limit")
+        elif _ALLOWED.match(text):
+            kinds.append("allowed")
+        elif quoted_values(text) is not None:
+            kinds.append("values")
+        else:
+            kinds.append("text")
+    values_at = _unquoted_values(page, lines, kinds, len(names))
+    params: list[RawParam] = []
+    for index, (number, text) in enumerate(lines):
+        kind = kinds[index]
+        current = params[-1] if params else None
+        if kind == "limit" and current is not None:
+            _min_max(current, text, number)
+        elif kind == "allowed" and current is not None:
+            current.allowed = Allowed(number)
+            rest = _ALLOWED.match(text).group("rest")  # type: ignore[union-attr]
+            if rest.strip():
+                _allowed_line(current.allowed, rest, number)
+        elif kind == "values" and current is not None and current.allowed is not None:
+            _allowed_line(current.allowed, text, number)
+        elif index in values_at and current is not None and current.allowed is not None:
+            _value_line(current.allowed, text, number)
+        elif kind == "text":
+            if len(params) == len(names):
+                break
+            params.append(RawParam(names[len(params)], number, description=[text]))
+    return params
+
+
+def _unquoted_values(
+    page: Page, lines: list[tuple[int, str]], kinds: list[str], wanted: int
+) -> set[int]:
+    """Which text lines are allowed values rather than descriptions (indexes into ``lines``)."""
+    excess = kinds.count("text") - wanted
+    if excess <= 0:
+        return set()
+    runs: list[list[int]] = []
+    for index, kind in enumerate(kinds):
+        if kind == "allowed":
+            runs.append([])
+        elif kind == "text" and runs and (index - 1 in runs[-1] or kinds[index - 1] == "allowed"):
+            runs[-1].append(index)
+    runs = [run for run in runs if run]
+    if not runs:
+        return set()
+    if len(runs) == 1:
+        return set(runs[0][:excess])
+    # Several lists: each takes the lines that look like values (short, not a sentence).
+    chosen: set[int] = set()
+    for run in runs:
+        for index in run:
+            text = lines[index][1]
+            if len(text.split()) > 3 or text.endswith(".") or len(text) > 40:
+                break
+            chosen.add(index)
+    if len(chosen) != excess:
+        page.warn(
+            lines[runs[0][0]][0],
+            "cannot tell allowed values from descriptions for sure in the Attributes list; "
+            "check the spec's allowed values",
+        )
+    return chosen
+
+
+def _min_max(raw: RawParam, text: str, number: int) -> bool:
+    limit = _MIN_MAX.match(text)
+    if limit is None:
+        return False
+    value = number_value(limit.group("value"))
+    if limit.group("which").lower() == "min":
+        raw.minimum = value
+    else:
+        raw.maximum = value
+    raw.range_line = raw.range_line or number
+    return True
+
+
+def _value_line(allowed: Allowed, text: str, number: int) -> None:
+    """One unquoted value a line, spaces and all ("DPM Multi")."""
+    if not _allowed_line(allowed, text, number):
+        allowed.quoted.append(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,18 +18,24 @@ __all__ = [
 
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
-# Enumerating every way to cut a long digit string is exponential; past this we say we cannot decide.
+# Enumerating every way to cut a long digit string is exponential; past these we say we cannot decide.
 _MAX_CANDIDATES = 20_000
+_MAX_STEPS = 100_000
 _MAX_RUN = 80
+_MAX_LINES = 40
+_MAX_DIGITS = 40
 
 
 def number_value(text: str) -> int | float | None:
-    """``"2"`` → 2, ``"2.0"`` → 2.0 (the spelling decides the type), anything else → None."""
-    if not _NUMBER.fullmatch(text):
+    """``"2"`` → 2, ``"2.0"`` → 2.0 (the spelling decides the type), anything else → None.
+
+    A number no page could mean (hundreds of digits, beyond a float) is not a number either.
+    """
+    if len(text) > _MAX_DIGITS or not _NUMBER.fullmatch(text):
         return None
-    value = float(text)
     if "." in text or "e" in text.lower():
-        return value
+        value = float(text)
+        return value if math.isfinite(value) else None
     return int(text)
 
 
@@ -45,6 +52,11 @@ def parse_literal(text: str) -> tuple[bool, object]:
             return True, json.loads(text)
         except ValueError:
             return True, text[1:-1]
+    if text[0] in "[{":
+        try:
+            return True, json.loads(text)
+        except ValueError:
+            return True, text
     lowered = text.lower()
     if lowered in {"true", "false"}:
         return True, lowered == "true"
@@ -105,16 +117,16 @@ def split_run_together(runs: Sequence[str], evidence: Iterable[object]) -> Split
     reported; with no evidence, or a tie at the top, nothing is guessed.
     """
     lines = [run.strip() for run in runs if run.strip()]
-    if not lines or any(
-        len(line) > _MAX_RUN or not re.fullmatch(r"[-\d.]+", line) for line in lines
-    ):
+    if not lines or len(lines) > _MAX_LINES:
         return Split(None)
-    wanted = {float(v) for v in evidence if isinstance(v, int | float) and not isinstance(v, bool)}
-    wanted |= {
-        float(number)
-        for v in evidence
-        if isinstance(v, str) and (number := number_value(v.strip())) is not None
-    }
+    if any(len(line) > _MAX_RUN or not re.fullmatch(r"[-\d.]+", line) for line in lines):
+        return Split(None)
+    wanted: set[float] = set()
+    for value in evidence:
+        number = number_value(value.strip()) if isinstance(value, str) else value
+        is_number = isinstance(number, int | float) and not isinstance(number, bool)
+        if is_number and abs(number) < 10**_MAX_DIGITS:  # type: ignore[arg-type]
+            wanted.add(float(number))  # type: ignore[arg-type]
     candidates = _all_readings(lines)
     if candidates is None:
         return Split(None)
@@ -138,8 +150,13 @@ def _value(token: str) -> int | float:
 def _all_readings(lines: list[str]) -> list[tuple[str, ...]] | None:
     """Every non-decreasing reading of ``lines`` into numbers; None when there are too many to weigh."""
     out: list[tuple[str, ...]] = []
+    steps = 0
 
     def cut(index: int, rest: str, done: tuple[str, ...], last: float | None) -> bool:
+        nonlocal steps
+        steps += 1
+        if steps > _MAX_STEPS:
+            return False
         if not rest:
             if index + 1 < len(lines):
                 return cut(index + 1, lines[index + 1], done, last)

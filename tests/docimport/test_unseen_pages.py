@@ -1,0 +1,719 @@
+"""Segmind API pages the importer was not built from, in the three layouts of the seed pages.
+
+The pages live in ``tests/docimport/unseen/`` and keep the published layouts' quirks: line numbers glued
+to code, ``Default: 2Range: 1 - 20``, ``"a""b"+3 more``, names glued to required/optional, run-together
+numbers, the workflow layout's ``optionalstring (uri)``, the older layout's unnamed ``Attributes``.
+One page has Windows line endings and a byte-order mark, one is cut short inside its parameter list.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.docimport import ImportResult, import_page, import_text
+from engine.errors import SpecImportError
+from engine.specs import Param
+
+UNSEEN = Path(__file__).resolve().parent / "unseen"
+PAGES = (
+    "ad-banner-generator.txt",
+    "bg-removal-lite.txt",
+    "clarity-upscaler.txt",
+    "flux-realism-lora.txt",
+    "interior-restyle.txt",
+    "product-shot-relight.txt",
+    "sdxl1.0-txt2img.txt",
+    "wan2.2-i2v-fast.txt",
+)
+
+
+def _raw(name: str) -> str:
+    """The page's text exactly as stored (no newline translation, BOM kept)."""
+    return (UNSEEN / name).read_bytes().decode("utf-8")
+
+
+def _import(name: str) -> ImportResult:
+    return import_page(UNSEEN / name)
+
+
+def _messages(result: ImportResult) -> list[str]:
+    return [note.message for note in result.notes]
+
+
+def _check(param: Param, **expected: object) -> None:
+    """Compare the named fields; bool/int/float are told apart (True == 1 would hide a bug)."""
+    for field, want in expected.items():
+        got = getattr(param, field)
+        assert got == want, f"{field}: {got!r} != {want!r}"
+        if want is not None and not isinstance(want, tuple):
+            assert type(got) is type(want), f"{field}: {got!r} is {type(got).__name__}"
+
+
+def _line_of(lines: list[str], text: str, start: int = 0) -> int:
+    """The 0-based index of the first line equal to ``text`` (stripped) from ``start``."""
+    for index in range(start, len(lines)):
+        if lines[index].strip() == text:
+            return index
+    raise AssertionError(f"no line {text!r} in the page")
+
+
+def _next_nonblank(lines: list[str], index: int) -> int:
+    index += 1
+    while not lines[index].strip():
+        index += 1
+    return index
+
+
+# --------------------------------------------------------------------------------------------------
+# Every page imports, names its source and takes its id from the file name.
+
+
+def test_the_unseen_pages_are_all_here() -> None:
+    assert sorted(p.name for p in UNSEEN.glob("*.txt")) == sorted(PAGES)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_unseen_page_imports(name: str) -> None:
+    spec = _import(name).spec
+    assert spec.source == name
+    assert spec.id == name.removesuffix(".txt")
+    assert spec.params, "no parameters read"
+
+
+# --------------------------------------------------------------------------------------------------
+# Model page, plain `requests` sample, v1 sync.
+
+
+def test_sdxl_text_to_image_page() -> None:
+    result = _import("sdxl1.0-txt2img.txt")
+    spec = result.spec
+    assert spec.title == "Stable Diffusion XL 1.0"
+    assert spec.endpoint == "/v1/sdxl1.0-txt2img"
+    assert spec.protocol == "sync"
+    assert spec.auth == "x-api-key"
+    assert spec.response == "image"
+    assert spec.price_usd == 0.0124
+    assert spec.latency_s == 4.73
+    assert list(spec.params) == [
+        "prompt",
+        "base64",
+        "guidance_scale",
+        "high_noise_fraction",
+        "img_height",
+        "img_width",
+        "negative_prompt",
+        "num_inference_steps",
+        "refiner",
+        "samples",
+        "scheduler",
+        "seed",
+        "strength",
+        "style",
+    ]
+    p = spec.params
+    _check(p["prompt"], type="string", required=True, enum=None)
+    assert p["prompt"].default.startswith("cinematic film still, 4k")
+    _check(p["base64"], type="boolean", required=False, default=False)
+    _check(p["refiner"], type="boolean", required=False, default=True)
+    _check(p["guidance_scale"], type="number", default=7.5, minimum=1, maximum=25)
+    _check(p["high_noise_fraction"], type="number", default=0.8, minimum=0, maximum=1)
+    # `102415362048` printed run together: the default (1024) and the sample (1024, 1536) anchor it.
+    for name in ("img_width", "img_height"):
+        _check(
+            p[name],
+            type="integer",
+            default=1024,
+            enum=(1024, 1536, 2048),
+            enum_complete=True,
+            minimum=None,
+            maximum=None,
+        )
+    _check(p["num_inference_steps"], type="integer", default=25, minimum=20, maximum=100)
+    _check(p["samples"], type="integer", default=1, minimum=1, maximum=4)
+    _check(
+        p["scheduler"],
+        type="string",
+        default="UniPC",
+        enum=(
+            "DDIM",
+            "DPM Multi",
+            "DPM Single",
+            "Euler a",
+            "Euler",
+            "Heun",
+            "DPM2 a Karras",
+            "DPM2 Karras",
+            "LMS",
+            "PNDM",
+        ),
+        enum_complete=False,
+    )
+    _check(p["seed"], type="integer", default=-1, minimum=-1, maximum=999999999999999)
+    _check(p["style"], type="string", default="base", enum_complete=False)
+    assert p["style"].enum is not None
+    assert len(p["style"].enum) == 10
+    assert p["style"].enum[:2] == ("base", "3d-model")
+    _check(p["negative_prompt"], type="string", required=False)
+    assert p["high_noise_fraction"].description == (
+        "Fraction of the inference steps run by the base model before the refiner takes over"
+    )
+    # The page names every key its code sample sends.
+    assert not [m for m in _messages(result) if "does not name" in m]
+    # Both cut lists are reported as incomplete.
+    assert any("scheduler" in m and "+6 more" in m for m in _messages(result))
+    assert any("style" in m and "+23 more" in m for m in _messages(result))
+
+
+# --------------------------------------------------------------------------------------------------
+# Model page with a single image parameter.
+
+
+def test_background_removal_page_with_one_image_param() -> None:
+    result = _import("bg-removal-lite.txt")
+    spec = result.spec
+    assert spec.title == "Background Removal Lite"
+    assert spec.endpoint == "/v1/bg-removal-lite"
+    assert spec.protocol == "sync"
+    assert spec.auth == "x-api-key"
+    assert spec.response == "image"
+    assert spec.price_usd == 0.0015
+    assert spec.latency_s == 1.02
+    assert list(spec.params) == ["image"]
+    _check(
+        spec.params["image"],
+        type="image",
+        encoding="uri",
+        required=True,
+        default=None,
+        description="Input Image",
+    )
+    assert result.notes == ()
+
+
+# --------------------------------------------------------------------------------------------------
+# Model page with the SDK sample and the v2 section (like ai-product-photography).
+
+
+def test_clarity_upscaler_v2_page() -> None:
+    result = _import("clarity-upscaler.txt")
+    spec = result.spec
+    assert spec.title == "Clarity Upscaler"
+    assert spec.endpoint == "/v2/clarity-upscaler"
+    assert spec.protocol == "async"
+    assert spec.auth == "x-api-key"
+    assert spec.response == "image"
+    assert spec.price_usd == 0.0388
+    assert spec.latency_s == 24.58
+    assert list(spec.params) == [
+        "image",
+        "creativity",
+        "downscaling",
+        "dynamic",
+        "negative_prompt",
+        "num_inference_steps",
+        "output_format",
+        "prompt",
+        "resemblance",
+        "scale_factor",
+        "sd_model",
+        "seed",
+        "sharpen",
+    ]
+    p = spec.params
+    _check(p["image"], type="image", encoding="uri", required=True)
+    assert p["image"].default.endswith("clarity-upscaler-input.png")
+    _check(p["creativity"], type="number", required=False, default=0.35, minimum=0, maximum=1)
+    # A description printed over two lines is one description.
+    _check(
+        p["downscaling"],
+        type="boolean",
+        default=False,
+        description=(
+            "Downscale the image before upscaling. Can improve quality and speed for images with "
+            "high resolution but lower quality"
+        ),
+    )
+    # "HDR, try from 3 - 9" is a description, not a range.
+    _check(p["dynamic"], type="number", default=6, minimum=1, maximum=50)
+    assert p["dynamic"].description == "HDR, try from 3 - 9"
+    _check(p["num_inference_steps"], type="integer", default=18, minimum=1, maximum=100)
+    _check(p["output_format"], type="string", default="png", enum=("webp", "jpg", "png"))
+    _check(p["resemblance"], type="number", default=0.6, minimum=0, maximum=3)
+    _check(p["scale_factor"], type="number", default=2, minimum=1, maximum=4)
+    _check(
+        p["sd_model"],
+        type="string",
+        default="juggernaut_reborn.safetensors [338b85bc4f]",
+        enum=(
+            "epicrealism_naturalSinRC1VAE.safetensors [84d76a0328]",
+            "juggernaut_reborn.safetensors [338b85bc4f]",
+            "flat2DAnimerge_v45Sharp.safetensors",
+        ),
+        enum_complete=True,
+    )
+    # Negative lower bounds: "Default: 1337Range: -1 - 999999999", "Default: 0Range: -1 - 100".
+    _check(p["seed"], type="integer", default=1337, minimum=-1, maximum=999999999)
+    _check(p["sharpen"], type="integer", default=0, minimum=-1, maximum=100)
+    assert not [m for m in _messages(result) if "does not name" in m]
+
+
+# --------------------------------------------------------------------------------------------------
+# v2 video model page (payload-first SDK sample) saved with Windows line endings and a BOM.
+
+
+def test_video_page_with_windows_line_endings() -> None:
+    raw = _raw("wan2.2-i2v-fast.txt")
+    assert "\r\n" in raw
+    assert raw.startswith("\ufeff")
+    result = _import("wan2.2-i2v-fast.txt")
+    spec = result.spec
+    assert spec.title == "Wan 2.2 Image to Video Fast"
+    assert spec.endpoint == "/v2/wan2.2-i2v-fast"
+    assert spec.protocol == "async"
+    assert spec.auth == "x-api-key"
+    # "Returns: Video": not an image body; the v2 result is a JSON document with the output URL.
+    assert spec.response == "json"
+    assert spec.price_usd is None
+    assert spec.latency_s == 38.12
+    assert list(spec.params) == [
+        "image",
+        "prompt",
+        "frames_per_second",
+        "go_fast",
+        "negative_prompt",
+        "num_frames",
+        "resolution",
+        "sample_shift",
+        "seed",
+    ]
+    p = spec.params
+    _check(
+        p["image"],
+        type="image",
+        encoding="uri",
+        required=True,
+        default=None,
+        description=(
+            "Input image to animate. Use a clear, well-lit image: the first frame of the video "
+            "matches it closely."
+        ),
+    )
+    _check(p["prompt"], type="string", required=True)
+    _check(p["frames_per_second"], type="integer", default=16, minimum=5, maximum=30)
+    _check(p["go_fast"], type="boolean", default=True)
+    _check(p["negative_prompt"], type="string", required=False, default=None)
+    _check(p["num_frames"], type="integer", default=81, minimum=81, maximum=121)
+    _check(p["resolution"], type="string", default="480p", enum=("480p", "720p"))
+    _check(p["sample_shift"], type="number", default=12, minimum=1, maximum=20)
+    _check(p["seed"], type="integer", default=-1, minimum=-1, maximum=2147483647)
+    # No stray carriage returns anywhere.
+    for name, param in p.items():
+        assert "\r" not in param.description, name
+        assert not isinstance(param.default, str) or "\r" not in param.default, name
+
+
+def test_windows_line_endings_change_nothing_but_the_bytes() -> None:
+    raw = _raw("wan2.2-i2v-fast.txt")
+    crlf = import_text(raw, name="wan.txt", spec_id="wan")
+    lf = import_text(raw.replace("\r\n", "\n"), name="wan.txt", spec_id="wan")
+    assert crlf.spec == lf.spec
+    assert crlf.notes == lf.notes
+
+
+def test_windows_line_endings_keep_line_numbers_in_notes() -> None:
+    raw = _raw("wan2.2-i2v-fast.txt")
+    lines = raw.split("\r\n")
+    returns = _line_of(lines, "Returns: Video") + 1
+    result = _import("wan2.2-i2v-fast.txt")
+    about_response = [n for n in result.notes if "video" in n.message.lower()]
+    assert about_response, _messages(result)
+    assert about_response[0].line == returns
+
+
+# --------------------------------------------------------------------------------------------------
+# Workflow pages.
+
+
+def test_workflow_page_with_four_params_one_required() -> None:
+    result = _import("product-shot-relight.txt")
+    spec = result.spec
+    assert spec.title == "Product Shot Relight"
+    assert spec.endpoint == "/workflows/67b2e4f1c9a34d7e5f21a0b8-v3"
+    assert spec.protocol == "workflow"
+    assert spec.auth == "bearer"
+    assert spec.response == "json"
+    assert spec.price_usd == 0.0893
+    assert spec.latency_s == 41.27
+    assert list(spec.params) == ["Product", "Background_Prompt", "Strength", "Light_Direction"]
+    p = spec.params
+    _check(p["Product"], type="image", encoding="uri", required=True, description="Product")
+    assert p["Product"].default == (
+        "https://segmind-inference-inputs.s3.amazonaws.com/"
+        "5f0e7c2a-91d4-4b8e-a6f3-2c7d9e1b4a60-perfume-bottle.png"
+    )
+    _check(
+        p["Background_Prompt"],
+        type="string",
+        required=False,
+        default="on a wet black marble slab, soft rim light, misty dark studio",
+        description="Background Prompt",
+    )
+    _check(p["Strength"], type="number", required=False, default=0.65, encoding=None)
+    _check(p["Light_Direction"], type="string", required=False, default="left", enum=None)
+    assert not [m for m in _messages(result) if "does not name" in m]
+
+
+def test_workflow_page_in_the_model_page_layout() -> None:
+    result = _import("ad-banner-generator.txt")
+    spec = result.spec
+    assert spec.title == "Ad Banner Generator"
+    assert spec.endpoint == "/workflows/66f1a2b3c4d5e6f7a8b9c0d1-v2"
+    assert spec.protocol == "workflow"
+    assert spec.auth == "bearer"
+    assert spec.response == "json"
+    assert spec.price_usd == 0.4121
+    assert spec.latency_s is None
+    assert list(spec.params) == ["product_image", "headline", "seed"]
+    p = spec.params
+    _check(p["product_image"], type="image", encoding="uri", required=False)
+    _check(p["headline"], type="string", default="Summer Sale: 30% off everything")
+    _check(p["seed"], type="integer", required=False, description="Seed")
+    assert any("latency" in m for m in _messages(result))
+
+
+# --------------------------------------------------------------------------------------------------
+# Older page: unnamed Attributes, names from the sample's payload, base64 images.
+
+
+def test_older_page_with_base64_files_and_unquoted_allowed_values() -> None:
+    result = _import("interior-restyle.txt")
+    spec = result.spec
+    assert spec.title == "Interior Restyle"
+    assert spec.endpoint == "/v1/interior-restyle"
+    assert spec.protocol == "sync"
+    assert spec.auth == "x-api-key"
+    assert spec.response == "image"
+    assert spec.price_usd is None
+    assert spec.latency_s is None
+    assert list(spec.params) == [
+        "image",
+        "prompt",
+        "style",
+        "strength",
+        "num_inference_steps",
+        "seed",
+        "mask",
+        "output_format",
+        "base64",
+    ]
+    p = spec.params
+    _check(
+        p["image"],
+        type="image",
+        encoding="base64",
+        required=True,
+        description="Image of the room to restyle, as base64",
+    )
+    _check(
+        p["prompt"], type="string", required=True, description="Describe the room you want to see"
+    )
+    _check(
+        p["style"],
+        type="string",
+        required=True,
+        enum=("modern", "minimalist", "scandinavian", "industrial", "bohemian"),
+        enum_complete=True,
+        description="The interior style to apply",
+    )
+    _check(p["strength"], type="number", required=True, minimum=0.1, maximum=1)
+    assert p["strength"].description.startswith("How strongly the room is restyled")
+    _check(p["num_inference_steps"], type="integer", minimum=20, maximum=50)
+    _check(p["seed"], type="integer", minimum=-1, maximum=999999999, enum=None)
+    # "mask (optional):" and "base64 (optional):" in the prose make them optional.
+    _check(p["mask"], type="image", encoding="base64", required=False, minimum=None)
+    _check(
+        p["output_format"],
+        type="string",
+        required=True,
+        enum=("jpeg", "png", "webp"),
+        minimum=None,
+        maximum=None,
+    )
+    _check(
+        p["base64"],
+        type="boolean",
+        required=False,
+        description="Return the image as a base64 string inside a JSON response",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# A page cut short in the middle of its parameter list.
+
+
+def test_page_cut_short_inside_the_parameter_list() -> None:
+    result = _import("flux-realism-lora.txt")
+    spec = result.spec
+    assert spec.title == "Flux Realism Lora with upscale"
+    assert spec.endpoint == "/v1/flux-realism-lora"
+    assert spec.protocol == "sync"
+    assert spec.auth == "x-api-key"
+    # The page ends before "Returns:"; the sample prints response.json().
+    assert spec.response == "json"
+    assert spec.price_usd == 0.0361
+    assert spec.latency_s == 14.02
+    assert list(spec.params) == [
+        "prompt",
+        "guidance",
+        "height",
+        "image_format",
+        "lora_strength",
+        "output_quality",
+        "sampler_name",
+        "scheduler",
+        "seed",
+    ]
+    p = spec.params
+    _check(p["guidance"], type="number", default=3.5, minimum=0, maximum=10)
+    _check(p["height"], type="integer", default=1024, minimum=512, maximum=2048)
+    _check(p["sampler_name"], type="string", default="euler", enum_complete=False)
+    _check(
+        p["scheduler"],
+        type="string",
+        default="simple",
+        enum=("simple", "normal", "karras", "exponential", "sgm_uniform"),
+        enum_complete=True,
+    )
+    # The last entry, cut after its description, is kept as far as it goes.
+    _check(p["seed"], type="integer", default=None, description="Seed for image generation")
+    messages = _messages(result)
+    assert any("parameter list" in m and "end" in m for m in messages), messages
+    # The parameters the sample sends but the cut page never reached are pointed out.
+    for lost in ("steps", "width", "upscale"):
+        assert any(f"'{lost}'" in m for m in messages), lost
+    assert any("response" in m for m in messages), messages
+
+
+# --------------------------------------------------------------------------------------------------
+# Pages that cannot be read.
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sdxl1.0-txt2img.txt",
+        "product-shot-relight.txt",
+        "interior-restyle.txt",
+        "bg-removal-lite.txt",
+    ],
+)
+def test_a_page_without_an_endpoint_is_refused(name: str) -> None:
+    text = "".join(
+        line for line in _raw(name).splitlines(keepends=True) if "api.segmind.com" not in line
+    )
+    assert text != _raw(name)
+    with pytest.raises(SpecImportError) as caught:
+        import_text(text, name=name, spec_id="x")
+    message = str(caught.value)
+    assert message.startswith(f"{name}:"), message
+    assert "endpoint" in message.lower(), message
+
+
+def test_a_bare_page_without_an_endpoint_is_refused() -> None:
+    text = "Mystery Model Serverless API\n\nDoes something.\n\n~1.00s\n\nParameters\n\npromptrequired\nstring\n\nPrompt\n"
+    with pytest.raises(SpecImportError) as caught:
+        import_text(text, name="mystery.txt", spec_id="mystery")
+    assert str(caught.value).startswith("mystery.txt:")
+    assert "endpoint" in str(caught.value).lower()
+
+
+@pytest.mark.parametrize(
+    ("name", "header", "old", "new", "param"),
+    [
+        # Model layout: "samplesoptional" then "integer" on its own line.
+        ("sdxl1.0-txt2img.txt", "samplesoptional", "integer", "stringy", "samples"),
+        # Model layout with the SDK sample: the type line of a number.
+        ("clarity-upscaler.txt", "resemblanceoptional", "number", "stringy", "resemblance"),
+        # Workflow layout: "Strength" then "optionalnumber".
+        ("product-shot-relight.txt", "Strength", "optionalnumber", "optionalstringy", "Strength"),
+        # Windows line endings: the line number must still be the editor's.
+        ("wan2.2-i2v-fast.txt", "num_framesoptional", "integer", "stringy", "num_frames"),
+    ],
+)
+def test_an_unknown_type_names_its_line(
+    name: str, header: str, old: str, new: str, param: str
+) -> None:
+    raw = _raw(name)
+    newline = "\r\n" if "\r\n" in raw else "\n"
+    lines = raw.split(newline)
+    start = _line_of(lines, "Parameters")
+    type_index = _next_nonblank(lines, _line_of(lines, header, start))
+    assert lines[type_index] == old
+    lines[type_index] = new
+    with pytest.raises(SpecImportError) as caught:
+        import_text(newline.join(lines), name=name, spec_id="x")
+    line = type_index + 1
+    message = str(caught.value)
+    assert message.startswith(f"{name}:{line}:"), message
+    assert caught.value.location.line == line
+    assert "stringy" in message
+    assert f"'{param}'" in message
+
+
+# --------------------------------------------------------------------------------------------------
+# Probes: realistic variants of the layouts above that the importer gets wrong (see each docstring).
+
+
+def _interior_with_scheduler() -> str:
+    """interior-restyle.txt, its `style` replaced by a scheduler whose unquoted values have spaces."""
+    text = _raw("interior-restyle.txt")
+    text = text.replace('"style": "scandinavian",', '"scheduler": "DPM Multi",')
+    old = (
+        "The interior style to apply\nAllowed values:\nmodern\nminimalist\nscandinavian\n"
+        "industrial\nbohemian\n"
+    )
+    new = "Type of scheduler.\nAllowed values:\nDDIM\nDPM Multi\nDPM Single\nEuler a\nEuler\n"
+    assert old in text
+    return text.replace(old, new)
+
+
+def test_older_page_unquoted_allowed_values_with_spaces() -> None:
+    """Unquoted values one a line may hold spaces (Segmind's scheduler names do: "DPM Multi").
+
+    The sample sends "DPM Multi", and the list has five lines more than there are parameters, so
+    the lines are values, not descriptions; taking them as descriptions shifts every later
+    parameter's description, min/max and allowed values onto the wrong parameter.
+    """
+    spec = import_text(_interior_with_scheduler(), name="sched.txt", spec_id="sched").spec
+    p = spec.params
+    assert list(p) == [
+        "image",
+        "prompt",
+        "scheduler",
+        "strength",
+        "num_inference_steps",
+        "seed",
+        "mask",
+        "output_format",
+        "base64",
+    ]
+    _check(p["scheduler"], enum=("DDIM", "DPM Multi", "DPM Single", "Euler a", "Euler"))
+    _check(p["strength"], minimum=0.1, maximum=1)
+    assert p["strength"].description.startswith("How strongly the room is restyled")
+    _check(p["num_inference_steps"], minimum=20, maximum=50)
+    _check(p["output_format"], enum=("jpeg", "png", "webp"), minimum=None, maximum=None)
+    _check(p["base64"], minimum=None, maximum=None)
+
+
+_NAMED_ATTRIBUTES = """Attributes
+
+
+imagestr *
+
+Image of the room to restyle, as base64
+
+
+promptstr *
+
+Describe the room you want to see
+
+
+styleenum:str ( default: modern )
+
+The interior style to apply
+
+Allowed values:
+
+modern
+
+minimalist
+
+
+strengthfloat ( default: 0.65 )
+
+How strongly the room is restyled
+
+min : 0.1,
+
+max : 1
+
+
+num_inference_stepsint ( default: 30 ) Affects Pricing
+
+Number of denoising steps
+
+min : 20,
+
+max : 50
+
+
+seedint ( default: -1 )
+
+Seed for reproducibility
+
+min : -1,
+
+max : 999999999
+
+
+maskstr ( default: 1 )
+
+Mask of the area to restyle
+
+
+output_formatenum:str ( default: jpeg )
+
+The output image format
+
+Allowed values:
+
+jpeg
+
+png
+
+
+base64boolean ( default: 1 )
+
+Base64 encoding of the output image.
+
+To keep track of your credit usage, you can inspect the response headers of each API call.
+"""
+
+
+def test_older_page_whose_attributes_carry_names() -> None:
+    """Older pages also print `Attributes` with the name glued to its type (``seedint ( default: -1 )``,
+    as segmind.com/models/segmind-vega-rt-v1/api does). Reading those header lines as descriptions
+    shifts everything: `seed` gets the enum of `style`, `output_format` the range of `strength`.
+    Either read the names, or refuse the page; never hand a misaligned spec back silently.
+    """
+    text = _raw("interior-restyle.txt")
+    text = text[: text.index("Attributes\n")] + _NAMED_ATTRIBUTES
+    spec = import_text(text, name="named.txt", spec_id="named").spec
+    p = spec.params
+    _check(p["image"], description="Image of the room to restyle, as base64")
+    _check(p["style"], enum=("modern", "minimalist"), description="The interior style to apply")
+    _check(p["strength"], minimum=0.1, maximum=1)
+    _check(p["num_inference_steps"], minimum=20, maximum=50)
+    _check(p["seed"], enum=None, minimum=-1, maximum=999999999)
+    _check(p["output_format"], enum=("jpeg", "png"), minimum=None, maximum=None)
+
+
+def test_array_parameter_default_is_a_list() -> None:
+    """An `array` parameter whose default the page prints as JSON (``Default: ["a","b"]``, the way
+    it prints every other default) must get a list, not the string '["a","b"]'.
+    """
+    text = _raw("clarity-upscaler.txt")
+    text = text.replace(
+        '    output_format="png",\n',
+        '    output_format="png",\n    target_sizes=["1080x1080", "1080x1920", "1200x628"],\n',
+    )
+    entry = (
+        "target_sizesoptional\narray\n\nSizes to produce, each as WIDTHxHEIGHT\n\n"
+        'Default: ["1080x1080","1080x1920","1200x628"]\n'
+    )
+    text = text.replace("\nResponse Type\n", entry + "\nResponse Type\n", 1)
+    spec = import_text(text, name="sizes.txt", spec_id="sizes").spec
+    _check(spec.params["target_sizes"], type="array")
+    assert spec.params["target_sizes"].default == ["1080x1080", "1080x1920", "1200x628"]
