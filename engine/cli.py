@@ -75,13 +75,112 @@ def _warn(notes: Iterable[Note], source: str) -> None:
         click.echo(f"warning: {where}{note.message}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _RenderGroup(click.Group):
+    """`render RECIPE...` runs recipes; any other first word is a command (`render specs list`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = next((a for a in args if not a.startswith("-")), None)
+        if first is not None and first not in self.commands:
+            before = set(args[: args.index(first)])
+            if not before & {"-h", "--help", "--version"}:
+                args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(
+    cls=_RenderGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    options_metavar="[RECIPE...] [OPTIONS]",
+    subcommand_metavar="| COMMAND [ARGS]...",
+)
 @click.version_option(package_name="render-engine", prog_name="render")
 def cli() -> None:
     """render: a declarative render engine for Segmind's image APIs.
 
-    Specs describe what each Segmind endpoint takes; `render specs list` shows them.
+    `render RECIPE... [OPTIONS]` plans and renders recipes (`render run --help` lists the options);
+    `render recipes/spring.yaml --dry-run` shows every job and its cost without sending anything.
     """
+
+
+@cli.command("run", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument(
+    "recipes",
+    nargs=-1,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="RECIPE...",
+)
+@click.option("--dry-run", is_flag=True, help="Validate and price every job; send nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
+@click.option(
+    "--budget",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Budget cap in USD (overrides the recipe's).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Requests in flight at once.",
+)
+@click.option(
+    "--rpm", type=click.IntRange(min=1), help="Requests a minute at most (Segmind: 5 free, 50 Pro)."
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="AXIS=VALUE",
+    help="Keep only jobs with this axis value (repeatable).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Keep only the first N jobs.")
+@_handles_errors
+def run(
+    *,
+    recipes: tuple[Path, ...],
+    dry_run: bool,
+    as_json: bool,
+    budget: float | None,
+    concurrency: int,
+    rpm: int | None,
+    only: tuple[str, ...],
+    limit: int | None,
+) -> None:
+    """Plan RECIPE... and render them (with --dry-run: plan and price only)."""
+    import json
+
+    from engine.dryrun import describe_plan
+    from engine.plan import build_plan, parse_only
+    from engine.recipe import load_recipe
+
+    if as_json and not dry_run:
+        raise click.UsageError("--json goes with --dry-run")
+    pairs = parse_only(only)
+    plans = [
+        build_plan(load_recipe(path), budget_usd=budget, only=pairs, limit=limit)
+        for path in recipes
+    ]
+    if as_json:
+        objects = [plan.to_json() for plan in plans]
+        click.echo(json.dumps(objects[0] if len(objects) == 1 else objects, indent=2))
+    else:
+        click.echo("\n\n".join(describe_plan(p, concurrency=concurrency, rpm=rpm) for p in plans))
+    if any(plan.errors for plan in plans):
+        sys.exit(EXIT["invalid_input"])
+    if any(plan.within_budget is False for plan in plans):
+        sys.exit(EXIT["budget"])
+    if not dry_run:
+        _fail("running recipes is not available yet: use --dry-run", EXIT["invalid_input"])
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the recipe format (for editor completion)."""
+    import json
+
+    from engine.recipe import Recipe
+
+    click.echo(json.dumps(Recipe.model_json_schema(), indent=2))
 
 
 @cli.group()
@@ -123,6 +222,7 @@ def specs_list() -> None:
     """List the specs a recipe can name as its `model`."""
     from rich.table import Table
 
+    from engine.dryrun import money
     from engine.specs import available_specs, load_spec
 
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -134,7 +234,7 @@ def specs_list() -> None:
             spec.id,
             spec.title,
             spec.protocol,
-            _money(spec.price_usd),
+            money(spec.price_usd),
             _seconds(spec.latency_s),
             str(len(spec.params)),
         )
@@ -155,13 +255,15 @@ def specs_show(spec_id: str) -> None:
 def _print_spec(spec: Spec) -> None:
     import textwrap
 
+    from engine.dryrun import money
+
     def wrapped(text: str, indent: str) -> str:
         return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent)
 
     lines = [
         f"{spec.id}: {spec.title}",
         f"  endpoint  POST {spec.endpoint} ({spec.protocol}, auth {spec.auth}, returns {spec.response})",
-        f"  price     {_money(spec.price_usd)} a call, latency {_seconds(spec.latency_s)}",
+        f"  price     {money(spec.price_usd)} a call, latency {_seconds(spec.latency_s)}",
         f"  source    {spec.source}",
     ]
     lines += [wrapped(f"corrected: {note}", "  ") for note in spec.notes]
@@ -186,10 +288,6 @@ def _short(value: Any) -> str:
     if isinstance(value, str):
         return repr(value) if len(value) <= 50 else repr(value[:47] + "...")
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _money(value: float | None) -> str:
-    return "unpriced" if value is None else f"${value:.4f}".rstrip("0").rstrip(".")
 
 
 def _seconds(value: float | None) -> str:

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "BudgetError",
     "InputError",
     "Location",
     "OverlayError",
     "PayloadError",
+    "RecipeError",
     "RenderError",
     "SpecError",
     "SpecImportError",
@@ -67,6 +69,14 @@ class OverlayError(InputError):
     """An overlay file is invalid or does not fit the page it corrects."""
 
 
+class RecipeError(InputError):
+    """A recipe is invalid: its YAML, its fields, its matrix, its templates or its flags."""
+
+
+class BudgetError(RenderError):
+    """A run would cost, or has cost, more than its budget allows. Exit code 3."""
+
+
 @dataclass(frozen=True, slots=True)
 class Violation:
     """One way a payload breaks its spec: which parameter, the offending value, and what is allowed."""
@@ -77,9 +87,13 @@ class Violation:
     allowed: str | None = None
 
     @property
+    def detail(self) -> str:
+        """The problem and what is allowed, without the parameter's name."""
+        return f"{self.problem} (allowed: {self.allowed})" if self.allowed else self.problem
+
+    @property
     def message(self) -> str:
-        text = f"{self.param}: {self.problem}"
-        return f"{text} (allowed: {self.allowed})" if self.allowed else text
+        return f"{self.param}: {self.detail}"
 
     def __str__(self) -> str:
         return self.message

@@ -23,7 +23,13 @@ from engine.localimage import LocalImage
 from engine.specs import TYPE_WORDS, Param, Spec
 from engine.suggest import did_you_mean
 
-__all__ = ["PayloadValidator", "check_payload", "describe_value", "payload_violations"]
+__all__ = [
+    "PayloadValidator",
+    "check_payload",
+    "describe_value",
+    "is_sendable_image",
+    "payload_violations",
+]
 
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 _DATA_URI = re.compile(r"data:image/[\w.+-]+;base64,", re.IGNORECASE)
@@ -200,12 +206,14 @@ def _number_from_string(value: Any) -> Any:
     return value
 
 
+def is_sendable_image(value: str) -> bool:
+    """Whether an image value can go to Segmind as it is: an http(s) URL, a data URI or base64."""
+    if _URL.match(value) or _DATA_URI.match(value):
+        return True
+    return len(value) >= _MIN_BASE64 and _BASE64.fullmatch(value) is not None
+
+
 def _check_image(value: Any) -> str | LocalImage:
-    if isinstance(value, LocalImage):
+    if isinstance(value, LocalImage) or (isinstance(value, str) and is_sendable_image(value)):
         return value
-    if isinstance(value, str):
-        if _URL.match(value) or _DATA_URI.match(value):
-            return value
-        if len(value) >= _MIN_BASE64 and _BASE64.fullmatch(value):
-            return value
     raise PydanticCustomError("image", "not an image")

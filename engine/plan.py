@@ -1,0 +1,377 @@
+"""The plan: every job a recipe gives, with its validated payload, price and output path, and every error.
+
+Planning sends nothing and reads no image: local image paths are checked to exist and kept as paths,
+to be encoded only when a request is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import posixpath
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.errors import RecipeError, SpecError
+from engine.localimage import LocalImage
+from engine.matrix import Combination, expand, matches, value_id
+from engine.recipe import RecipeFile
+from engine.specs import Spec, load_spec
+from engine.suggest import did_you_mean
+from engine.templating import Template, TemplateFailure, compile_value
+from engine.validation import is_sendable_image
+
+__all__ = ["Job", "Plan", "PlanError", "build_plan", "parse_only"]
+
+_EXTENSIONS = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png", "webp": ".webp"}
+_DEFAULT_SEED_MAX = 2**32 - 1
+
+
+class Job(BaseModel):
+    """One request to make: its id, the payload (local images as paths), its price and output file."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    id: str
+    values: dict[str, str]
+    payload: dict[str, Any]
+    cost_usd: float | None
+    output: str
+
+
+class PlanError(BaseModel):
+    """A mistake found while planning: which job (None: every job), parameter, what, and where."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job: str | None
+    param: str | None
+    message: str
+    location: str
+
+
+class Plan(BaseModel):
+    """A recipe expanded into jobs, with what it will cost against its budget."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    recipe: str
+    recipe_path: str
+    model: str
+    spec: Spec
+    axes: tuple[str, ...]
+    jobs: tuple[Job, ...]
+    errors: tuple[PlanError, ...]
+    budget_usd: float | None
+
+    @property
+    def unpriced(self) -> bool:
+        return any(job.cost_usd is None for job in self.jobs)
+
+    @property
+    def estimated_cost_usd(self) -> float | None:
+        if self.unpriced:
+            return None
+        return round(math.fsum(job.cost_usd or 0.0 for job in self.jobs), 6)
+
+    @property
+    def within_budget(self) -> bool | None:
+        cost = self.estimated_cost_usd
+        if cost is None or self.budget_usd is None:
+            return None
+        return cost <= self.budget_usd
+
+    def estimated_seconds(self, *, concurrency: int, rpm: int | None = None) -> float | None:
+        """Wall time: waves of ``concurrency`` jobs at the spec's latency, or the rate limit if slower."""
+        if self.spec.latency_s is None or not self.jobs:
+            return None if self.jobs else 0.0
+        waves = math.ceil(len(self.jobs) / max(concurrency, 1)) * self.spec.latency_s
+        limited = (len(self.jobs) - 1) * 60 / rpm + self.spec.latency_s if rpm else 0.0
+        return max(waves, limited)
+
+    def to_json(self) -> dict[str, Any]:
+        """The dry-run object of DESIGN.md (CLI), exactly."""
+        return {
+            "recipe": self.recipe,
+            "model": self.model,
+            "jobs": [
+                {
+                    "id": job.id,
+                    "payload": {k: _json_value(v) for k, v in job.payload.items()},
+                    "cost_usd": job.cost_usd,
+                    "output": job.output,
+                }
+                for job in self.jobs
+            ],
+            "job_count": len(self.jobs),
+            "estimated_cost_usd": self.estimated_cost_usd,
+            "budget_usd": self.budget_usd,
+            "within_budget": self.within_budget,
+            "errors": [error.model_dump() for error in self.errors],
+        }
+
+
+def _json_value(value: Any) -> Any:
+    return str(value) if isinstance(value, LocalImage) else value
+
+
+def parse_only(items: Iterable[str]) -> list[tuple[str, str]]:
+    """``["style=cozy", ...]`` → ``[("style", "cozy"), ...]``; a malformed one is an input error."""
+    pairs = []
+    for item in items:
+        axis, sep, value = item.partition("=")
+        if not sep or not axis.strip() or not value.strip():
+            raise RecipeError(f"--only {item}: expected AXIS=VALUE, such as style=cozy")
+        pairs.append((axis.strip(), value.strip()))
+    return pairs
+
+
+def build_plan(
+    file: RecipeFile,
+    *,
+    budget_usd: float | None = None,
+    only: Sequence[tuple[str, str]] = (),
+    limit: int | None = None,
+) -> Plan:
+    """Expand, render and validate every job of a recipe; raises only for a recipe that cannot plan."""
+    recipe = file.recipe
+    spec = _spec(file)
+    _check_size(file)
+    combos = expand(recipe.matrix, include=recipe.include, exclude=recipe.exclude)
+    if len(combos) > recipe.max_jobs:
+        raise RecipeError(_too_many(file, len(combos)))
+    combos = _narrow(file, combos, only)
+    if limit is not None:
+        combos = combos[:limit]
+    planner = _Planner(file, spec)
+    jobs = [job for combo in combos if (job := planner.job(combo)) is not None]
+    planner.check_outputs(jobs)
+    return Plan(
+        recipe=file.name,
+        recipe_path=str(file.path),
+        model=spec.id,
+        spec=spec,
+        axes=tuple(recipe.matrix),
+        jobs=tuple(jobs),
+        errors=tuple(planner.errors),
+        budget_usd=budget_usd if budget_usd is not None else recipe.budget_usd,
+    )
+
+
+def _spec(file: RecipeFile) -> Spec:
+    try:
+        return load_spec(file.recipe.model)
+    except SpecError as exc:
+        raise RecipeError(f"{file.where('model')}: model: {exc}") from exc
+
+
+def _too_many(file: RecipeFile, count: int | str) -> str:
+    cap = file.recipe.max_jobs
+    return (
+        f"{file.where('matrix')}: matrix: the recipe gives {count} jobs, more than max_jobs "
+        f"({cap:,}); set `max_jobs` in the recipe to allow it"
+    )
+
+
+def _check_size(file: RecipeFile) -> None:
+    """Refuse a huge matrix before expanding it (10^9 combinations would never finish)."""
+    size = math.prod(len(values) for values in file.recipe.matrix.values())
+    if size - len(file.recipe.exclude) > file.recipe.max_jobs * 10:
+        raise RecipeError(_too_many(file, f"up to {size:,}"))
+
+
+def _narrow(
+    file: RecipeFile, combos: list[Combination], only: Sequence[tuple[str, str]]
+) -> list[Combination]:
+    """``--only AXIS=VALUE``: one axis named twice keeps either value; different axes all must hold."""
+    wanted: dict[str, list[str]] = {}
+    matrix = file.recipe.matrix
+    for axis, value in only:
+        if axis not in matrix:
+            raise RecipeError(
+                f"--only {axis}={value}: no axis '{axis}'{did_you_mean(axis, matrix)} (axes: {', '.join(matrix)})"
+            )
+        names = [value_id(v) for v in matrix[axis]]
+        if not any(_names(v, value) for v in matrix[axis]) and not any(
+            _names(c.values.get(axis), value) for c in combos
+        ):
+            raise RecipeError(
+                f"--only {axis}={value}: no such value{did_you_mean(value, names)} (values: {', '.join(names)})"
+            )
+        wanted.setdefault(axis, []).append(value)
+    return [
+        combo
+        for combo in combos
+        if all(
+            any(_names(combo.values.get(axis), v) for v in values)
+            for axis, values in wanted.items()
+        )
+    ]
+
+
+def _names(value: Any, wanted: str) -> bool:
+    if value is None:
+        return False
+    return matches(value, wanted) or value_id(value) == wanted or str(value) == wanted
+
+
+class _Planner:
+    """Renders and checks jobs; templates are compiled once, errors collected, not raised."""
+
+    def __init__(self, file: RecipeFile, spec: Spec) -> None:
+        self.file = file
+        self.spec = spec
+        self.errors: list[PlanError] = []
+        self.base = file.path.parent
+        self._images: dict[str, LocalImage | None] = {}
+        recipe = file.recipe
+        self.unknown = {name for name in recipe.params if name not in spec.params}
+        for name in self.unknown:
+            hint = did_you_mean(name, spec.params)
+            self._error(
+                None, name, f"unknown parameter{hint} (parameters: {', '.join(spec.params)})"
+            )
+        for name, param in spec.params.items():
+            if param.required and name not in recipe.params:
+                self.errors.append(
+                    PlanError(
+                        job=None,
+                        param=name,
+                        message=f"required parameter missing (allowed: {param.allowed(most=12)})",
+                        location=file.where("params"),
+                    )
+                )
+        self.templates: dict[str, Template] = {
+            name: compile_value(
+                value, where=file.doc.location(("params", name)), field=f"params.{name}"
+            )
+            for name, value in recipe.params.items()
+            if not (name == "seed" and value == "auto")
+        }
+        self.auto_seed = recipe.params.get("seed") == "auto"
+        seed = spec.params.get("seed")
+        self.seed_low = max(0, int(seed.minimum)) if seed and seed.minimum is not None else 0
+        self.seed_high = (
+            int(seed.maximum) if seed and seed.maximum is not None else _DEFAULT_SEED_MAX
+        )
+        output = recipe.output or "{{ job_id }}"
+        self.output = compile_value(output, where=file.doc.location(("output",)), field="output")
+        self.images = {name for name, param in spec.params.items() if param.type == "image"}
+        self.price = recipe.price_usd if recipe.price_usd is not None else spec.price_usd
+        self.samples_default = spec.params["samples"].default if "samples" in spec.params else None
+
+    def _error(self, job: str | None, param: str | None, message: str, *keys: str | int) -> None:
+        location = self.file.where(*(keys or ("params", param) if param else ("params",)))
+        self.errors.append(PlanError(job=job, param=param, message=message, location=location))
+
+    def job(self, combo: Combination) -> Job | None:
+        context = {**self.file.recipe.vars, **combo.values, "job_id": combo.id}
+        payload: dict[str, Any] = {}
+        failed = False
+        for name, template in self.templates.items():
+            try:
+                value = template.render(context)
+            except TemplateFailure as exc:
+                self._error(combo.id, name, exc.message)
+                failed = True
+                continue
+            if name in self.images and isinstance(value, str) and not is_sendable_image(value):
+                value = self._local_image(combo.id, name, value)
+                if value is None:
+                    failed = True
+                    continue
+            payload[name] = value
+        if self.auto_seed:
+            payload["seed"] = self._seed(combo.id)
+        output = self._output(combo.id, context, payload)
+        if output is None or failed:
+            return None
+        for violation in self.spec.validator.violations(payload):
+            if violation.param in self.unknown or violation.param not in payload:
+                continue  # reported once for the whole recipe
+            self._error(combo.id, violation.param, violation.detail)
+            failed = True
+        if failed:
+            return None
+        return Job.model_construct(
+            id=combo.id,
+            values=dict(combo.ids),
+            payload=payload,
+            cost_usd=self._cost(payload),
+            output=output,
+        )
+
+    def _local_image(self, job: str, name: str, value: str) -> LocalImage | None:
+        # Thousands of jobs share a handful of images: each is looked up on disk once.
+        if value not in self._images:
+            path = Path(value).expanduser()
+            path = path if path.is_absolute() else self.base / path
+            self._images[value] = LocalImage(path) if path.is_file() else None
+        image = self._images[value]
+        if image is None:
+            path = Path(value).expanduser()
+            looked = path if path.is_absolute() else self.base / path
+            self._error(job, name, f"no such image file '{value}' (looked for {looked})")
+        return image
+
+    def _seed(self, job_id: str) -> int:
+        digest = hashlib.sha256(f"{self.file.name}\0{job_id}".encode()).digest()
+        return self.seed_low + int.from_bytes(digest[:8], "big") % (
+            self.seed_high - self.seed_low + 1
+        )
+
+    def _output(
+        self, job_id: str, context: Mapping[str, Any], payload: Mapping[str, Any]
+    ) -> str | None:
+        try:
+            rendered = str(self.output.render(context))
+        except TemplateFailure as exc:
+            self._error(job_id, None, f"output: {exc.message}", "output")
+            return None
+        path = posixpath.normpath(rendered.strip().replace("\\", "/"))
+        if (
+            not rendered.strip()
+            or path.startswith(("/", ".."))
+            or path == "."
+            or ":" in path.split("/")[0]
+        ):
+            self._error(
+                job_id,
+                None,
+                f"output: the template gives '{rendered}', which is not a path inside the output folder",
+                "output",
+            )
+            return None
+        return path + self._extension(payload)
+
+    def _extension(self, payload: Mapping[str, Any]) -> str:
+        param = self.spec.params.get("image_format")
+        chosen = payload.get("image_format", param.default if param else None)
+        return _EXTENSIONS.get(str(chosen).lower(), ".png")
+
+    def _cost(self, payload: Mapping[str, Any]) -> float | None:
+        if self.price is None:
+            return None
+        samples = payload.get("samples", self.samples_default)
+        count = (
+            samples
+            if isinstance(samples, int) and not isinstance(samples, bool) and samples > 0
+            else 1
+        )
+        return round(self.price * count, 6)
+
+    def check_outputs(self, jobs: Sequence[Job]) -> None:
+        owners: dict[str, str] = {}
+        for job in jobs:
+            first = owners.setdefault(job.output, job.id)
+            if first != job.id:
+                self._error(
+                    job.id,
+                    None,
+                    f"output: jobs {first} and {job.id} both write '{job.output}'; make the output "
+                    "template tell them apart (for example with {{ job_id }})",
+                    "output",
+                )

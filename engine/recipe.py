@@ -1,0 +1,255 @@
+"""The recipe: a model, templated parameters and a matrix, read from YAML with the line of every field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.errors import RecipeError, YamlError
+from engine.matrix import matches
+from engine.suggest import did_you_mean
+from engine.yamlfile import LocatedYaml, load_yaml
+
+__all__ = ["DEFAULT_MAX_JOBS", "RESERVED_NAMES", "Recipe", "RecipeFile", "load_recipe"]
+
+DEFAULT_MAX_JOBS = 10_000
+# Names templates see besides the recipe's own vars and axes.
+RESERVED_NAMES = frozenset(
+    {"job_id", "recipe", "loop", "range", "dict", "lipsum", "cycler", "joiner", "namespace"}
+)
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Recipe(BaseModel):
+    """What to render: the model, the parameters (Jinja templates) and the matrix they vary over."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | None = Field(
+        default=None, description="Names the run and its output folder; default: the file's stem."
+    )
+    model: str = Field(description="A spec id (`render specs list`).")
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="Hard cap on one run's spend, in dollars."
+    )
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="Constants the templates can use."
+    )
+    matrix: dict[str, list[Any]] = Field(
+        description="Named axes; every combination of their values is a job."
+    )
+    include: list[dict[str, Any]] = Field(
+        default_factory=list, description="GitHub Actions `include`: extend or add combinations."
+    )
+    exclude: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="GitHub Actions `exclude`: drop combinations (partial match).",
+    )
+    params: dict[str, Any] = Field(
+        description="The payload; every string is a Jinja template. `seed: auto` gives a stable seed per job."
+    )
+    output: str | None = Field(
+        default=None,
+        description="Output path template inside the output folder, without extension; default: the job id.",
+    )
+    price_usd: float | None = Field(
+        default=None, ge=0, description="Price per call, for a model whose spec has none."
+    )
+    max_jobs: int = Field(
+        default=DEFAULT_MAX_JOBS, gt=0, description="Refuse to plan more jobs than this."
+    )
+
+    @field_validator("matrix")
+    @classmethod
+    def _axes(cls, matrix: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        if not matrix:
+            raise ValueError(
+                "the matrix has no axes; give at least one axis with at least one value"
+            )
+        for name, values in matrix.items():
+            if not _IDENTIFIER.match(name):
+                raise ValueError(f"axis name '{name}' must be a template name (letters, digits, _)")
+            if not values:
+                raise ValueError(f"axis '{name}' has no values")
+        return matrix
+
+
+@dataclass(frozen=True)
+class RecipeFile:
+    """A recipe and where it came from: its path (for relative images) and the line of every field."""
+
+    path: Path
+    recipe: Recipe
+    doc: LocatedYaml
+
+    @property
+    def name(self) -> str:
+        return self.recipe.name or self.path.stem
+
+    def where(self, *keys: str | int) -> str:
+        return str(self.doc.location(keys))
+
+
+def load_recipe(path: str | Path) -> RecipeFile:
+    """Read and check a recipe; every mistake names the file, the line and the field."""
+    recipe_path = Path(path)
+    try:
+        doc = load_yaml(recipe_path)
+    except YamlError as exc:
+        raise RecipeError(str(exc)) from exc
+    if not isinstance(doc.data, dict):
+        found = "an empty file" if doc.data is None else f"a {type(doc.data).__name__}"
+        raise RecipeError(
+            f"{doc.location()}: a recipe is a mapping of fields (model, matrix, params, ...), not {found}"
+        )
+    try:
+        recipe = Recipe.model_validate(doc.data)
+    except ValidationError as exc:
+        raise RecipeError(_first_error(exc, doc)) from exc
+    file = RecipeFile(recipe_path, recipe, doc)
+    _check_names(file)
+    _check_axes(file)
+    _check_entries(file, "exclude")
+    _check_entries(file, "include")
+    return file
+
+
+_FIELD_WORDS = {
+    "string_type": "a string",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "model_type": "a mapping",
+}
+
+
+def _first_error(exc: ValidationError, doc: LocatedYaml) -> str:
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    field = ".".join(str(p) for p in loc) or "recipe"
+    where = doc.location(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        hint = did_you_mean(loc[-1], Recipe.model_fields)
+        return (
+            f"{where}: unknown field '{loc[-1]}'{hint} (fields: {', '.join(Recipe.model_fields)})"
+        )
+    if kind == "missing":
+        return f"{where}: missing required field '{loc[-1]}'"
+    if loc[:1] == ("matrix",) and len(loc) == 2 and kind == "list_type":
+        return (
+            f"{where}: {field}: an axis must be a list of values, got {_kind(error.get('input'))}"
+        )
+    if kind in _FIELD_WORDS:
+        return f"{where}: {field}: expected {_FIELD_WORDS[kind]}, got {_kind(error.get('input'))}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {field}: {message}"
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, str):
+        return f"'{value}' (a string)"
+    return "nothing" if value is None else f"{value} ({type(value).__name__})"
+
+
+def _check_names(file: RecipeFile) -> None:
+    recipe = file.recipe
+    for name in recipe.vars:
+        if not _IDENTIFIER.match(name):
+            raise RecipeError(
+                f"{file.where('vars', name)}: vars.{name}: a var name must be a template name (letters, digits, _)"
+            )
+    for name in (*recipe.vars, *recipe.matrix):
+        if name in RESERVED_NAMES:
+            raise RecipeError(
+                f"{_where_name(file, name)}: '{name}' is a name templates reserve; choose another"
+            )
+    for name in recipe.matrix:
+        if name in recipe.vars:
+            raise RecipeError(
+                f"{file.where('matrix', name)}: axis '{name}' has the name of a var; rename one"
+            )
+
+
+def _where_name(file: RecipeFile, name: str) -> str:
+    return file.where("matrix", name) if name in file.recipe.matrix else file.where("vars", name)
+
+
+def _check_axes(file: RecipeFile) -> None:
+    for axis, values in file.recipe.matrix.items():
+        seen: dict[str, int] = {}
+        for index, value in enumerate(values):
+            where = file.where("matrix", axis, index)
+            if isinstance(value, Mapping):
+                if "id" not in value:
+                    raise RecipeError(
+                        f"{where}: matrix.{axis}[{index}]: a mapping value needs an `id` (it names the job)"
+                    )
+                key = str(value["id"])
+                if not isinstance(value["id"], str | int) or not key:
+                    raise RecipeError(
+                        f"{where}: matrix.{axis}[{index}].id: expected a non-empty string"
+                    )
+            elif isinstance(value, list):
+                raise RecipeError(
+                    f"{where}: matrix.{axis}[{index}]: a value must be a scalar or a mapping with an `id`, not a list"
+                )
+            else:
+                key = repr(value)
+            if key in seen:
+                raise RecipeError(
+                    f"{where}: matrix.{axis}[{index}]: '{key.strip(chr(39))}' repeats the value on line {file.doc.line(('matrix', axis, seen[key]))}"
+                )
+            seen[key] = index
+
+
+def _check_entries(file: RecipeFile, field: str) -> None:
+    matrix = file.recipe.matrix
+    entries: list[dict[str, Any]] = getattr(file.recipe, field)
+    for index, entry in enumerate(entries):
+        where = file.where(field, index)
+        axes = [key for key in entry if key in matrix]
+        if not axes:
+            hint = did_you_mean(next(iter(entry), ""), matrix) if entry else ""
+            raise RecipeError(
+                f"{where}: {field}[{index}] names no axis{hint} (axes: {', '.join(matrix)})"
+            )
+        for key, value in entry.items():
+            if key not in matrix:
+                if field == "exclude":
+                    hint = did_you_mean(key, matrix)
+                    raise RecipeError(
+                        f"{file.where(field, index, key)}: {field}[{index}].{key}: not an axis{hint} (axes: {', '.join(matrix)})"
+                    )
+                continue
+            _check_named_value(file, field, index, key, value)
+
+
+def _check_named_value(file: RecipeFile, field: str, index: int, axis: str, value: Any) -> None:
+    """An entry naming a mapping axis by id must name one that exists (a scalar axis may add values)."""
+    values = file.recipe.matrix[axis]
+    mapped = [v for v in values if isinstance(v, Mapping)]
+    if not mapped or (isinstance(value, Mapping) and field == "include" and "id" in value):
+        return
+    if any(matches(v, value) for v in values):
+        return
+    ids = [str(v.get("id")) for v in mapped]
+    hint = did_you_mean(value, ids)
+    raise RecipeError(
+        f"{file.where(field, index, axis)}: {field}[{index}].{axis}: '{value}' names no value of axis "
+        f"'{axis}'{hint} (ids: {', '.join(ids)})"
+    )
