@@ -174,6 +174,83 @@ def run(
 
 
 @cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on (loopback unless told otherwise).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port (0: any free one).",
+)
+@click.option(
+    "--latency", type=click.FloatRange(min=0), help="Seconds every request takes (default: none)."
+)
+@click.option(
+    "--latency-scale",
+    type=click.FloatRange(min=0),
+    help="Each spec's latency times this (0.01: 34 s → 0.34 s).",
+)
+@click.option(
+    "--faults",
+    default="",
+    metavar="SPEC",
+    help="Fault rates, e.g. 429=0.1,500=0.05,drop=0.02,failed=0.05.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault schedule.")
+@click.option(
+    "--balance",
+    type=click.FloatRange(min=0),
+    default=100.0,
+    show_default=True,
+    help="Credits in USD.",
+)
+@click.option("--key", help="Accept only this API key (default: any non-empty key).")
+@click.option(
+    "--images",
+    type=click.Choice(["preview", "tiny"]),
+    default="preview",
+    show_default=True,
+    help="Real previews, or a few-byte image for load tests.",
+)
+@_handles_errors
+def simulate(
+    *,
+    host: str,
+    port: int,
+    latency: float | None,
+    latency_scale: float | None,
+    faults: str,
+    seed: int,
+    balance: float,
+    key: str | None,
+    images: str,
+) -> None:
+    """Serve a local Segmind (all five endpoints) for previews, load and fault tests."""
+    from engine.simulator import SimulatorConfig, all_specs, create_app, parse_faults, serve
+
+    config = SimulatorConfig(
+        specs=all_specs(),
+        latency_s=latency,
+        latency_scale=latency_scale,
+        faults=parse_faults(faults),
+        seed=seed,
+        balance_usd=balance,
+        key=key,
+        images="tiny" if images == "tiny" else "preview",
+    )
+    click.echo(
+        f"simulating Segmind on http://{host}:{port} (set SEGMIND_BASE_URL to use it); Ctrl-C stops",
+        err=True,
+    )
+    serve(create_app(config), host=host, port=port)
+
+
+@cli.command()
 def schema() -> None:
     """Print the JSON Schema of the recipe format (for editor completion)."""
     import json

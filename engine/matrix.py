@@ -45,7 +45,8 @@ def matches(value: Any, wanted: Any) -> bool:
             k in value and value[k] == v for k, v in wanted.items()
         )
     if isinstance(value, Mapping):
-        return bool(value.get("id") == wanted)
+        found = value.get("id")
+        return bool(found == wanted) and type(found) is type(wanted)
     return bool(value == wanted) and type(value) is type(wanted)
 
 
@@ -61,12 +62,15 @@ def expand(
         dict(zip(names, values, strict=True))
         for values in itertools.product(*(axes[name] for name in names))
     ]
-    if names and not all(axes[name] for name in names):
+    if not names or not all(axes[name] for name in names):
+        # No axes (or an empty one) means no product: only include entries make jobs.
         originals = []
     originals = [
         combo
         for combo in originals
-        if not any(all(matches(combo[k], v) for k, v in entry.items()) for entry in exclude)
+        if not any(
+            all(k in combo and matches(combo[k], v) for k, v in entry.items()) for entry in exclude
+        )
     ]
     added: list[dict[str, Any]] = []
     for entry in include:
@@ -89,12 +93,16 @@ def _resolve(values: Sequence[Any] | None, wanted: Any) -> Any:
 
 
 def _named(names: list[str], combos: list[dict[str, Any]]) -> list[Combination]:
-    seen: dict[str, int] = {}
+    used: set[str] = set()
     named = []
     for combo in combos:
         ids = {name: value_id(combo[name]) for name in names if name in combo}
         base = "/".join(ids.values()) or "job"
-        count = seen.get(base, 0) + 1
-        seen[base] = count
-        named.append(Combination(base if count == 1 else f"{base}~{count}", combo, ids))
+        candidate, count = base, 1
+        # An id may itself end in "~2": count on until the name is free.
+        while candidate in used:
+            count += 1
+            candidate = f"{base}~{count}"
+        used.add(candidate)
+        named.append(Combination(candidate, combo, ids))
     return named

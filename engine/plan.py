@@ -170,9 +170,14 @@ def _spec(file: RecipeFile) -> Spec:
 
 def _too_many(file: RecipeFile, count: int | str) -> str:
     cap = file.recipe.max_jobs
+    advice = (
+        "raise `max_jobs`"
+        if "max_jobs" in file.recipe.model_fields_set
+        else "set `max_jobs` in the recipe"
+    )
     return (
         f"{file.where('matrix')}: matrix: the recipe gives {count} jobs, more than max_jobs "
-        f"({cap:,}); set `max_jobs` in the recipe to allow it"
+        f"({cap:,}); {advice} to allow it, or narrow the matrix"
     )
 
 
@@ -264,7 +269,9 @@ class _Planner:
         self.samples_default = spec.params["samples"].default if "samples" in spec.params else None
 
     def _error(self, job: str | None, param: str | None, message: str, *keys: str | int) -> None:
-        location = self.file.where(*(keys or ("params", param) if param else ("params",)))
+        if not keys:
+            keys = ("params", param) if param else ("params",)
+        location = self.file.where(*keys)
         self.errors.append(PlanError(job=job, param=param, message=message, location=location))
 
     def job(self, combo: Combination) -> Job | None:

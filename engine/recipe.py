@@ -28,7 +28,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class Recipe(BaseModel):
     """What to render: the model, the parameters (Jinja templates) and the matrix they vary over."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Strict: YAML already gives real types, so `budget_usd: true` is a mistake, not $1.00.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     name: str | None = Field(
         default=None, description="Names the run and its output folder; default: the file's stem."
@@ -71,11 +72,6 @@ class Recipe(BaseModel):
             raise ValueError(
                 "the matrix has no axes; give at least one axis with at least one value"
             )
-        for name, values in matrix.items():
-            if not _IDENTIFIER.match(name):
-                raise ValueError(f"axis name '{name}' must be a template name (letters, digits, _)")
-            if not values:
-                raise ValueError(f"axis '{name}' has no values")
         return matrix
 
 
@@ -103,7 +99,7 @@ def load_recipe(path: str | Path) -> RecipeFile:
     except YamlError as exc:
         raise RecipeError(str(exc)) from exc
     if not isinstance(doc.data, dict):
-        found = "an empty file" if doc.data is None else f"a {type(doc.data).__name__}"
+        found = "an empty file" if doc.data is None else _KIND_WORDS.get(type(doc.data), "a value")
         raise RecipeError(
             f"{doc.location()}: a recipe is a mapping of fields (model, matrix, params, ...), not {found}"
         )
@@ -119,24 +115,36 @@ def load_recipe(path: str | Path) -> RecipeFile:
     return file
 
 
-_FIELD_WORDS = {
+_EXPECTED = {
     "string_type": "a string",
     "float_type": "a number",
-    "float_parsing": "a number",
     "int_type": "an integer",
-    "int_parsing": "an integer",
+    "bool_type": "true or false",
     "dict_type": "a mapping",
     "list_type": "a list",
     "model_type": "a mapping",
 }
 
 
+def _field(loc: tuple[Any, ...]) -> str:
+    """A pydantic loc as a recipe writer names the field: ``exclude[0].style``."""
+    text = ""
+    for part in loc:
+        if part == "[key]":
+            continue
+        text += f"[{part}]" if isinstance(part, int) and text else f".{part}" if text else str(part)
+    return text or "recipe"
+
+
 def _first_error(exc: ValidationError, doc: LocatedYaml) -> str:
-    error = exc.errors()[0]
+    # A misspelt field explains the "missing" one it stands for: report it first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    error = errors[0]
     loc = tuple(error["loc"])
-    field = ".".join(str(p) for p in loc) or "recipe"
-    where = doc.location(loc)
+    where = doc.location(tuple(p for p in loc if p != "[key]"))
+    field = _field(loc)
     kind = error["type"]
+    value = error.get("input")
     if kind == "extra_forbidden":
         hint = did_you_mean(loc[-1], Recipe.model_fields)
         return (
@@ -144,26 +152,53 @@ def _first_error(exc: ValidationError, doc: LocatedYaml) -> str:
         )
     if kind == "missing":
         return f"{where}: missing required field '{loc[-1]}'"
-    if loc[:1] == ("matrix",) and len(loc) == 2 and kind == "list_type":
+    if loc and loc[-1] == "[key]":
+        section = "axis name" if loc[0] == "matrix" else "name"
         return (
-            f"{where}: {field}: an axis must be a list of values, got {_kind(error.get('input'))}"
+            f"{where}: {loc[0]}: {section} '{value}' must be a template name (letters, digits, _)"
         )
-    if kind in _FIELD_WORDS:
-        return f"{where}: {field}: expected {_FIELD_WORDS[kind]}, got {_kind(error.get('input'))}"
+    if loc[:1] == ("matrix",) and len(loc) == 2 and kind == "list_type":
+        return f"{where}: {field}: an axis must be a list of values, got {_kind(value)}"
+    bound = error.get("ctx", {})
+    if kind in {"greater_than", "greater_than_equal"}:
+        word = "greater than" if kind == "greater_than" else "at least"
+        limit = bound.get("gt", bound.get("ge"))
+        shown = int(limit) if isinstance(limit, float) and limit.is_integer() else limit
+        return f"{where}: {field}: expected a number {word} {shown}, got {_kind(value)}"
+    if kind in _EXPECTED:
+        return f"{where}: {field}: expected {_EXPECTED[kind]}, got {_kind(value)}"
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{where}: {field}: {message}"
 
 
+_KIND_WORDS = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a mapping",
+}
+
+
 def _kind(value: object) -> str:
+    """What the user wrote, and what YAML made of it: ``'5' (a string)``, ``true (a boolean)``."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a boolean)"
-    if isinstance(value, str):
-        return f"'{value}' (a string)"
-    return "nothing" if value is None else f"{value} ({type(value).__name__})"
+    shown = (
+        str(value).lower()
+        if isinstance(value, bool)
+        else f"'{value}'"
+        if isinstance(value, str)
+        else str(value)
+    )
+    return f"{shown} ({_KIND_WORDS.get(type(value), type(value).__name__)})"
 
 
 def _check_names(file: RecipeFile) -> None:
@@ -191,6 +226,13 @@ def _where_name(file: RecipeFile, name: str) -> str:
 
 def _check_axes(file: RecipeFile) -> None:
     for axis, values in file.recipe.matrix.items():
+        if not _IDENTIFIER.match(axis):
+            raise RecipeError(
+                f"{file.where('matrix', axis)}: matrix: axis name '{axis}' must be a template name "
+                "(letters, digits, _)"
+            )
+        if not values:
+            raise RecipeError(f"{file.where('matrix', axis)}: matrix: axis '{axis}' has no values")
         seen: dict[str, int] = {}
         for index, value in enumerate(values):
             where = file.where("matrix", axis, index)
@@ -243,13 +285,15 @@ def _check_named_value(file: RecipeFile, field: str, index: int, axis: str, valu
     """An entry naming a mapping axis by id must name one that exists (a scalar axis may add values)."""
     values = file.recipe.matrix[axis]
     mapped = [v for v in values if isinstance(v, Mapping)]
-    if not mapped or (isinstance(value, Mapping) and field == "include" and "id" in value):
+    # An include may add a new plain value (Actions does); an exclude of a value not there is a typo.
+    if field == "include" and (not mapped or (isinstance(value, Mapping) and "id" in value)):
         return
     if any(matches(v, value) for v in values):
         return
-    ids = [str(v.get("id")) for v in mapped]
-    hint = did_you_mean(value, ids)
+    names = [str(v.get("id")) if isinstance(v, Mapping) else str(v) for v in values]
+    hint = did_you_mean(value, names)
+    noun = "ids" if mapped else "values"
     raise RecipeError(
         f"{file.where(field, index, axis)}: {field}[{index}].{axis}: '{value}' names no value of axis "
-        f"'{axis}'{hint} (ids: {', '.join(ids)})"
+        f"'{axis}'{hint} ({noun}: {', '.join(names)})"
     )

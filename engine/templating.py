@@ -34,6 +34,35 @@ class TemplateFailure(Exception):
         self.message = message
 
 
+_MAX_BUILT = 1_000_000
+_MAX_EXPONENT = 256
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, also refusing to build huge values (``'x' * 10**10`` would eat the memory)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > _MAX_EXPONENT:
+            raise jinja2.exceptions.SecurityError(
+                f"an exponent above {_MAX_EXPONENT} is not allowed"
+            )
+        if operator == "*":
+            for sized, times in ((left, right), (right, left)):
+                if (
+                    isinstance(sized, str | list | tuple)
+                    and isinstance(times, int)
+                    and len(sized) * times > _MAX_BUILT
+                ):
+                    raise jinja2.exceptions.SecurityError(
+                        f"a value longer than {_MAX_BUILT:,} is not allowed"
+                    )
+        return super().call_binop(context, operator, left, right)
+
+
 _ENVIRONMENT: SandboxedEnvironment | None = None
 
 
@@ -41,7 +70,7 @@ def environment() -> SandboxedEnvironment:
     """The one sandboxed environment: strict about undefined names, no autoescape, a ``slug`` filter."""
     global _ENVIRONMENT  # noqa: PLW0603 - built once, on first use
     if _ENVIRONMENT is None:
-        env = SandboxedEnvironment(
+        env = _Sandbox(
             undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
         )
         env.filters["slug"] = slug
@@ -87,32 +116,50 @@ def _compile_string(text: str, *, where: Location, field: str) -> Template:
             template = env.from_string(text)
             call = template.render
     except jinja2.TemplateSyntaxError as exc:
+        unknown = re.match(r"No (filter|test) named '([^']+)'", exc.message or "")
+        if unknown:
+            kind, name = unknown.groups()
+            known = env.filters if kind == "filter" else env.tests
+            problem = f"unknown {kind} '{name}'{did_you_mean(name, known)}"
+            raise RecipeError(f"{where}: {field}: {problem}") from exc
         raise RecipeError(f"{where}: {field}: template syntax error: {exc.message}") from exc
 
     def render(context: Mapping[str, Any]) -> Any:
         try:
             value = call(context)
         except jinja2.UndefinedError as exc:
-            raise TemplateFailure(_undefined(str(exc.message), context)) from exc
+            raise TemplateFailure(_undefined(str(exc.message), context, text)) from exc
         except jinja2.exceptions.SecurityError as exc:
             raise TemplateFailure(f"not allowed in a template: {exc}") from exc
         except Exception as exc:
             raise TemplateFailure(f"template failed: {type(exc).__name__}: {exc}") from exc
         if isinstance(value, jinja2.Undefined):
-            raise TemplateFailure(_undefined(str(value._undefined_message), context))
+            raise TemplateFailure(_undefined(str(value._undefined_message), context, text))
         return value
 
     return Template(render, True)
 
 
-def _undefined(message: str, context: Mapping[str, Any]) -> str:
+def _undefined(message: str, context: Mapping[str, Any], source: str) -> str:
+    """Jinja's "'dict object' has no attribute 'nown'" said in the recipe's own names."""
+    if message.endswith("is unsafe."):
+        return f"not allowed in a template: {message}"
     name = _UNDEFINED_NAME.match(message)
     if name:
         hint = did_you_mean(name.group("name"), context)
         return f"'{name.group('name')}' is undefined{hint} (defined: {', '.join(sorted(context))})"
     attribute = _NO_ATTRIBUTE.search(message)
-    if attribute:
-        keys = {k for v in context.values() if isinstance(v, Mapping) for k in v}
-        hint = did_you_mean(attribute.group("name"), keys)
-        return f"no key '{attribute.group('name')}' there{hint}"
-    return message
+    if attribute is None:
+        return message
+    key = attribute.group("name")
+    owner = re.search(
+        rf"\b([A-Za-z_]\w*)\s*(?:\.\s*{re.escape(key)}\b|\[\s*['\"]{re.escape(key)}['\"]\s*\])",
+        source,
+    )
+    if owner is None or owner.group(1) not in context:
+        return f"no key '{key}' there"
+    variable, value = owner.group(1), context[owner.group(1)]
+    if isinstance(value, Mapping):
+        hint = did_you_mean(key, value)
+        return f"'{variable}' has no key '{key}'{hint} (keys: {', '.join(map(str, value))})"
+    return f"'{variable}' is '{value}', not a mapping; it has no key '{key}'"

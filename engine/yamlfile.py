@@ -30,10 +30,12 @@ class LocatedYaml:
 
     def line(self, keys: Sequence[Key]) -> int | None:
         """The line of the deepest known prefix of ``keys`` (a pydantic ``loc`` works as is)."""
+        # YAML keys are indexed as text; a loc may carry them as numbers (a key written `2024:`).
         keys = tuple(keys)
         while keys:
-            if keys in self.lines:
-                return self.lines[keys]
+            for candidate in (keys, (*keys[:-1], str(keys[-1]))):
+                if candidate in self.lines:
+                    return self.lines[candidate]
             keys = keys[:-1]
         return self.lines.get(())
 
@@ -60,13 +62,16 @@ def parse_yaml(text: str, path: str) -> LocatedYaml:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context and exc.context_mark is not None:
+            # "did not find expected ',' or ']'" says little without "the list begun on line 3".
+            problem += f" ({exc.context} started on line {exc.context_mark.line + 1})"
         raise YamlError(f"{Location(path, line)}: invalid YAML: {problem}") from exc
     except yaml.YAMLError as exc:
         raise YamlError(f"{path}: invalid YAML: {exc}") from exc
     if node is None:
         return LocatedYaml(path, None, {(): 1})
     lines: dict[tuple[Key, ...], int] = {}
-    _index(node, (), lines, path)
+    _Indexer(path, lines).index(node, ())
     try:
         data = yaml.constructor.SafeConstructor().construct_document(node)
     except yaml.MarkedYAMLError as exc:
@@ -75,25 +80,53 @@ def parse_yaml(text: str, path: str) -> LocatedYaml:
     return LocatedYaml(path, data, lines)
 
 
-def _index(
-    node: yaml.Node, prefix: tuple[Key, ...], lines: dict[tuple[Key, ...], int], path: str
-) -> None:
-    lines.setdefault(prefix, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in seen:
+class _Indexer:
+    """Records the line of every key path; refuses aliases that contain themselves or multiply out."""
+
+    # An alias re-uses a node; a few are handy, thousands are an attack ("billion laughs").
+    MAX_ALIASES = 1000
+
+    def __init__(self, path: str, lines: dict[tuple[Key, ...], int]) -> None:
+        self.path = path
+        self.lines = lines
+        self.seen: set[int] = set()
+        self.open: set[int] = set()
+        self.aliases = 0
+
+    def index(self, node: yaml.Node, prefix: tuple[Key, ...]) -> None:
+        self.lines.setdefault(prefix, node.start_mark.line + 1)
+        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            return
+        if id(node) in self.open:
+            raise YamlError(
+                f"{Location(self.path, self.lines[prefix])}: invalid YAML: an alias refers to a value "
+                "that contains it"
+            )
+        if id(node) in self.seen:
+            self.aliases += 1
+            if self.aliases > self.MAX_ALIASES:
                 raise YamlError(
-                    f"{Location(path, line)}: duplicate key '{key}' (first on line {seen[key]})"
+                    f"{Location(self.path, self.lines[prefix])}: invalid YAML: more than {self.MAX_ALIASES} aliases"
                 )
-            seen[key] = line
-            lines[(*prefix, key)] = line
-            _index(value_node, (*prefix, key), lines, path)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _index(item, (*prefix, index), lines, path)
+            return  # already indexed where it was first written
+        self.seen.add(id(node))
+        self.open.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                line = key_node.start_mark.line + 1
+                if key in first:
+                    raise YamlError(
+                        f"{Location(self.path, line)}: duplicate key '{key}' (first on line {first[key]})"
+                    )
+                first[key] = line
+                self.lines[(*prefix, key)] = line
+                self.index(value_node, (*prefix, key))
+        else:
+            for position, item in enumerate(node.value):
+                self.index(item, (*prefix, position))
+        self.open.discard(id(node))
 
 
 class _BlockDumper(yaml.SafeDumper):

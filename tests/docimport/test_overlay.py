@@ -166,7 +166,8 @@ def test_a_new_parameter_can_be_added_when_its_type_is_given(tmp_path: Path) -> 
         ),
         (
             "corrections: [\n",
-            "tiny-overlay.yaml:2: invalid YAML: did not find expected node content",
+            "tiny-overlay.yaml:2: invalid YAML: did not find expected node content "
+            "(while parsing a flow node started on line 2)",
         ),
         ("- 1\n", "tiny-overlay.yaml:1: an overlay is a mapping with a `corrections` list"),
     ],

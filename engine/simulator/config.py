@@ -1,0 +1,116 @@
+"""How a simulator behaves: latency, injected faults (deterministic under a seed), balance, auth, images."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.errors import InputError
+from engine.specs import Spec
+
+__all__ = ["FAULT_KINDS", "FaultRates", "SimulatorConfig", "parse_faults"]
+
+FAULT_KINDS = ("429", "500", "502", "504", "406", "drop", "slow", "failed")
+
+
+class FaultRates(BaseModel):
+    """The chance of each fault on a submission (a POST); they add up to at most 1."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    rate_limited: float = Field(default=0.0, ge=0, le=1, alias="429")
+    server_error: float = Field(default=0.0, ge=0, le=1, alias="500")
+    bad_gateway: float = Field(default=0.0, ge=0, le=1, alias="502")
+    gateway_timeout: float = Field(default=0.0, ge=0, le=1, alias="504")
+    no_credits: float = Field(default=0.0, ge=0, le=1, alias="406")
+    drop: float = Field(default=0.0, ge=0, le=1)
+    slow: float = Field(default=0.0, ge=0, le=1)
+    failed: float = Field(default=0.0, ge=0, le=1)
+
+    def pick(self, draw: float) -> str | None:
+        """The fault a uniform draw in [0, 1) lands on, or None."""
+        edge = 0.0
+        for kind, rate in zip(FAULT_KINDS, self._rates(), strict=True):
+            edge += rate
+            if draw < edge:
+                return kind
+        return None
+
+    def _rates(self) -> tuple[float, ...]:
+        return (
+            self.rate_limited,
+            self.server_error,
+            self.bad_gateway,
+            self.gateway_timeout,
+            self.no_credits,
+            self.drop,
+            self.slow,
+            self.failed,
+        )
+
+    @property
+    def total(self) -> float:
+        return sum(self._rates())
+
+
+def parse_faults(text: str) -> FaultRates:
+    """``"429=0.1,500=0.05,drop=0.02"`` → rates; anything else is an input error saying what is allowed."""
+    rates: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        kind, sep, value = item.partition("=")
+        if not sep or kind.strip() not in FAULT_KINDS:
+            raise InputError(
+                f"--faults {text}: '{item}' is not KIND=RATE; kinds: {', '.join(FAULT_KINDS)}"
+            )
+        try:
+            rate = float(value)
+        except ValueError:
+            raise InputError(f"--faults {text}: '{value}' is not a rate between 0 and 1") from None
+        if not 0 <= rate <= 1:
+            raise InputError(f"--faults {text}: '{value}' is not a rate between 0 and 1")
+        rates[kind.strip()] = rate
+    faults = FaultRates.model_validate(rates)
+    if faults.total > 1:
+        raise InputError(f"--faults {text}: the rates add up to {faults.total:g}, more than 1")
+    return faults
+
+
+class SimulatorConfig(BaseModel):
+    """Everything that shapes one simulator's answers."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    specs: tuple[Spec, ...]
+    # A fixed latency for every endpoint; else the spec's figure times ``latency_scale``; else none.
+    latency_s: float | None = Field(default=None, ge=0)
+    latency_scale: float | None = Field(default=None, ge=0)
+    faults: FaultRates = FaultRates()
+    seed: int = 0
+    slow_extra_s: float = Field(default=2.0, ge=0)
+    retry_after_s: int = Field(default=1, ge=0)
+    balance_usd: float = Field(default=100.0, ge=0)
+    # Price charged for a model whose spec has none (sd1.5-scifi).
+    unpriced_usd: float = Field(default=0.0, ge=0)
+    # None: any non-empty key is accepted.
+    key: str | None = None
+    retention_s: float = Field(default=3600.0, gt=0)
+    # "preview" composes real previews; "tiny" answers a few-byte image, for load tests.
+    images: Literal["preview", "tiny"] = "preview"
+
+    def latency_for(self, spec: Spec) -> float:
+        if self.latency_s is not None:
+            return self.latency_s
+        if self.latency_scale is not None and spec.latency_s is not None:
+            return spec.latency_s * self.latency_scale
+        return 0.0
+
+    def fault(self, path: str, body: bytes, attempt: int) -> str | None:
+        """The fault for this attempt at this request: the same seed, request and attempt number give
+        the same answer, whatever order concurrent requests arrive in.
+        """
+        if self.faults.total == 0:
+            return None
+        digest = hashlib.sha256(f"{self.seed}\0{path}\0{attempt}\0".encode() + body).digest()
+        return self.faults.pick(int.from_bytes(digest[:8], "big") / 2**64)

@@ -1,0 +1,722 @@
+"""The simulator speaks Segmind's protocol: paths, auth, status codes, JSON shapes, billing and faults.
+
+Every test talks HTTP: over a real loopback socket, and for the transport-parametrised ones also in
+process through httpx's ASGI transport. Only fake keys are used; nothing reaches the real API.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from PIL import Image
+from starlette.applications import Starlette
+
+from engine.simulator import parse_faults
+from tests.simulator.conftest import png_b64, simulator_of
+
+pytestmark = pytest.mark.anyio
+
+KEY = {"x-api-key": "sk-test"}
+SCENECRAFT_V1 = "/v1/segmind-scenecraft-v01"
+SCENECRAFT_V2 = "/v2/segmind-scenecraft-v01"
+SCIFI_V1 = "/v1/sd1.5-scifi"
+WORKFLOW = "/workflows/6865fd064727e611dfa21d4f-v5"
+SCENECRAFT_PRICE = 0.339
+PRODUCT = png_b64()
+TERMINAL = ("COMPLETED", "FAILED")
+
+Connect = Callable[[Starlette], contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["socket", "asgi"])
+def connect(request: pytest.FixtureRequest, serve: Callable[[Starlette], str]) -> Connect:
+    """``async with connect(app) as client``: a client on a loopback socket, or in process (ASGI)."""
+
+    @contextlib.asynccontextmanager
+    async def open_client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+        if request.param == "socket":
+            client = httpx.AsyncClient(base_url=serve(app))
+        else:
+            client = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://sim"
+            )
+        async with client:
+            yield client
+
+    return open_client
+
+
+@contextlib.asynccontextmanager
+async def in_process(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
+        yield client
+
+
+def scenecraft(prompt: str = "a sofa in a sunlit loft") -> dict[str, Any]:
+    return {"image": PRODUCT, "prompt": prompt}
+
+
+def base_of(client: httpx.AsyncClient | httpx.Client) -> str:
+    return str(client.base_url).rstrip("/")
+
+
+class Decoded:
+    """What Pillow makes of some bytes: the format it recognised and the size."""
+
+    def __init__(self, data: bytes) -> None:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            self.format = image.format
+            self.size = image.size
+
+
+def decode_image(data: bytes) -> Decoded:
+    return Decoded(data)
+
+
+def assert_error(response: httpx.Response, status: int) -> str:
+    """The response is ``status`` with a body of exactly ``{"error": <text>}``; returns the text."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert list(body) == ["error"]
+    assert isinstance(body["error"], str)
+    assert body["error"]
+    return body["error"]
+
+
+async def poll(
+    client: httpx.AsyncClient, url: str, *, timeout: float = 5.0
+) -> tuple[list[str], httpx.Response]:
+    """GET ``url`` until a terminal status; returns the distinct statuses seen, in order, and the last answer."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get(url, headers=KEY)
+        status = response.json()["status"]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        if status in TERMINAL:
+            return seen, response
+        assert time.monotonic() < deadline, f"still {status} after {timeout} s"
+        await anyio.sleep(0.01)
+
+
+async def charges(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/_simulator/charges")
+    assert response.status_code == 200
+    return response.json()
+
+
+# --- v1 sync ---------------------------------------------------------------------------------------
+
+
+async def test_v1_image_model_returns_jpeg_and_counts_down_credits(
+    connect: Connect, make_app: Any
+) -> None:
+    app = make_app()
+    async with connect(app) as client:
+        remaining = []
+        for prompt in ("first sofa", "second sofa"):
+            response = await client.post(SCENECRAFT_V1, json=scenecraft(prompt), headers=KEY)
+            assert response.status_code == 200, response.text
+            assert response.headers["content-type"] == "image/jpeg"
+            image = decode_image(response.content)
+            assert image.format == "JPEG"
+            # 1.5 MP at 16:9, the spec's defaults.
+            assert image.size == (1664, 896)
+            remaining.append(float(response.headers["x-remaining-credits"]))
+        assert remaining[0] == pytest.approx(100 - SCENECRAFT_PRICE, abs=1e-4)
+        assert remaining[0] - remaining[1] == pytest.approx(SCENECRAFT_PRICE, abs=1e-4)
+        log = await charges(client)
+    assert [(c["spec"], c["amount_usd"]) for c in log["charges"]] == [
+        ("scenecraft", SCENECRAFT_PRICE)
+    ] * 2
+    assert log["balance_usd"] == pytest.approx(100 - 2 * SCENECRAFT_PRICE)
+    assert len(simulator_of(app).state.charges) == 2
+
+
+async def test_v1_is_also_served_on_the_v2_slug_path(connect: Connect, make_app: Any) -> None:
+    async with connect(make_app()) as client:
+        response = await client.post("/v1/ai-product-photography", json=scenecraft(), headers=KEY)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert decode_image(response.content).format == "PNG"
+
+
+async def test_v1_json_model_answers_base64_images(connect: Connect, make_app: Any) -> None:
+    async with connect(make_app()) as client:
+        payload = {"prompt": "a starship over a red planet", "base64": True, "samples": 3}
+        response = await client.post(SCIFI_V1, json=payload, headers=KEY)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert "x-remaining-credits" in response.headers
+    body = response.json()
+    assert list(body) == ["images"]
+    assert len(body["images"]) == 3
+    for encoded in body["images"]:
+        image = decode_image(base64.b64decode(encoded, validate=True))
+        assert image.format == "PNG"
+        assert image.size == (512, 512)
+
+
+async def test_v1_json_model_answers_urls_without_base64(connect: Connect, make_app: Any) -> None:
+    async with connect(make_app()) as client:
+        response = await client.post(
+            SCIFI_V1, json={"prompt": "a moon base", "samples": 2}, headers=KEY
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert list(body) == ["images"]
+        assert len(body["images"]) == 2
+        for url in body["images"]:
+            assert url.startswith(base_of(client) + "/")
+            fetched = await client.get(url)
+            assert fetched.status_code == 200
+            assert fetched.headers["content-type"] == "image/png"
+            assert decode_image(fetched.content).format == "PNG"
+
+
+async def test_v1_json_urls_are_unique(make_app: Any) -> None:
+    """A result URL names one result: a later request must not reuse it (and so overwrite its image)."""
+    async with in_process(make_app(images="tiny")) as client:
+        urls: list[str] = []
+        for index in range(300):
+            response = await client.post(SCIFI_V1, json={"prompt": f"station {index}"}, headers=KEY)
+            urls.extend(response.json()["images"])
+    reused = sorted({url for url in urls if urls.count(url) > 1})
+    assert reused == [], (
+        f"{len(urls) - len(set(urls))} of {len(urls)} URLs reused, e.g. {reused[:2]}"
+    )
+
+
+# --- auth ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no-key"),
+        pytest.param({"x-api-key": ""}, id="empty-key"),
+        pytest.param({"authorization": "Bearer"}, id="empty-bearer"),
+    ],
+)
+async def test_missing_key_is_401(connect: Connect, make_app: Any, headers: dict[str, str]) -> None:
+    app = make_app()
+    async with connect(app) as client:
+        v1 = await client.post(SCENECRAFT_V1, json=scenecraft(), headers=headers)
+        v2 = await client.post(SCENECRAFT_V2, json=scenecraft(), headers=headers)
+        flow = await client.post(WORKFLOW, json={"Prompt": "x"}, headers=headers)
+        credits = await client.get("/v1/get-user-credits", headers=headers)
+    for response in (v1, v2, flow, credits):
+        assert_error(response, 401)
+    assert simulator_of(app).state.charges == []
+    assert simulator_of(app).state.requests == {}
+
+
+async def test_wrong_key_is_401_and_bearer_is_accepted(connect: Connect, make_app: Any) -> None:
+    app = make_app(key="secret")
+    async with connect(app) as client:
+        wrong = await client.post(
+            SCENECRAFT_V1, json=scenecraft(), headers={"x-api-key": "sk-test"}
+        )
+        wrong_bearer = await client.post(
+            SCENECRAFT_V1, json=scenecraft(), headers={"authorization": "Bearer nope"}
+        )
+        right = await client.post(SCENECRAFT_V1, json=scenecraft(), headers={"x-api-key": "secret"})
+        bearer = await client.post(
+            SCENECRAFT_V1, json=scenecraft(), headers={"Authorization": "Bearer secret"}
+        )
+        flow = await client.post(
+            WORKFLOW, json={"Prompt": "x"}, headers={"Authorization": "Bearer secret"}
+        )
+    assert_error(wrong, 401)
+    assert_error(wrong_bearer, 401)
+    assert right.status_code == 200
+    assert bearer.status_code == 200
+    assert flow.status_code == 200
+    assert [c.spec_id for c in simulator_of(app).state.charges].count("scenecraft") == 2
+
+
+async def test_polling_needs_the_key_too(connect: Connect, make_app: Any) -> None:
+    async with connect(make_app(key="secret", latency_s=0)) as client:
+        submitted = (
+            await client.post(SCENECRAFT_V2, json=scenecraft(), headers={"x-api-key": "secret"})
+        ).json()
+        assert_error(await client.get(submitted["status_url"]), 401)
+        assert_error(
+            await client.get(submitted["response_url"], headers={"x-api-key": "wrong"}), 401
+        )
+        ok = await client.get(submitted["status_url"], headers={"authorization": "Bearer secret"})
+    assert ok.status_code == 200
+
+
+# --- 404 -------------------------------------------------------------------------------------------
+
+
+async def test_unknown_model_and_unknown_paths_are_404(connect: Connect, make_app: Any) -> None:
+    app = make_app()
+    async with connect(app) as client:
+        answers = [
+            await client.post("/v1/no-such-model", json={"prompt": "x"}, headers=KEY),
+            await client.post("/v2/no-such-model", json={"prompt": "x"}, headers=KEY),
+            await client.post("/workflows/no-such-workflow", json={}, headers=KEY),
+            await client.get("/no/such/path", headers=KEY),
+            await client.post("/v3/segmind-scenecraft-v01", json=scenecraft(), headers=KEY),
+            await client.get("/files/nothing-here.png"),
+        ]
+    for response in answers:
+        assert_error(response, 404)
+    assert simulator_of(app).state.charges == []
+
+
+# --- 400 -------------------------------------------------------------------------------------------
+
+
+async def test_bad_bodies_are_400(connect: Connect, make_app: Any) -> None:
+    app = make_app(latency_s=0)
+    headers = {**KEY, "content-type": "application/json"}
+    async with connect(app) as client:
+        for path in (SCENECRAFT_V1, SCENECRAFT_V2):
+            not_json = await client.post(path, content=b'{"prompt": "unterminated', headers=headers)
+            not_object = await client.post(path, content=b'["a", "list"]', headers=headers)
+            off_spec = await client.post(path, json={**scenecraft(), "steps": 500}, headers=KEY)
+            missing = await client.post(path, json={"prompt": "no image"}, headers=KEY)
+            unknown = await client.post(path, json={**scenecraft(), "stepz": 10}, headers=KEY)
+            assert_error(not_json, 400)
+            assert_error(not_object, 400)
+            assert "steps" in assert_error(off_spec, 400)
+            assert "500" in off_spec.json()["error"]
+            assert "image" in assert_error(missing, 400)
+            assert "stepz" in assert_error(unknown, 400)
+    assert simulator_of(app).state.charges == []
+    assert simulator_of(app).state.requests == {}
+
+
+async def test_bad_workflow_payload_is_400(connect: Connect, make_app: Any) -> None:
+    async with connect(make_app()) as client:
+        response = await client.post(WORKFLOW, json={"Prompt": 42}, headers=KEY)
+    assert "Prompt" in assert_error(response, 400)
+
+
+# --- 406 -------------------------------------------------------------------------------------------
+
+
+async def test_v1_is_406_once_the_balance_cannot_pay(connect: Connect, make_app: Any) -> None:
+    app = make_app(balance_usd=0.5)
+    async with connect(app) as client:
+        first = await client.post(SCENECRAFT_V1, json=scenecraft("one"), headers=KEY)
+        second = await client.post(SCENECRAFT_V1, json=scenecraft("two"), headers=KEY)
+        log = await charges(client)
+    assert first.status_code == 200
+    assert float(first.headers["x-remaining-credits"]) == pytest.approx(
+        0.5 - SCENECRAFT_PRICE, abs=1e-4
+    )
+    assert_error(second, 406)
+    assert float(second.headers["x-remaining-credits"]) == pytest.approx(
+        0.5 - SCENECRAFT_PRICE, abs=1e-4
+    )
+    assert len(log["charges"]) == 1
+
+
+async def test_v2_submit_is_406_when_queued_jobs_reserve_the_balance(
+    connect: Connect, make_app: Any
+) -> None:
+    app = make_app(balance_usd=0.5, latency_s=30)
+    async with connect(app) as client:
+        first = await client.post(SCENECRAFT_V2, json=scenecraft("one"), headers=KEY)
+        second = await client.post(SCENECRAFT_V2, json=scenecraft("two"), headers=KEY)
+        sync = await client.post(SCENECRAFT_V1, json=scenecraft("three"), headers=KEY)
+        # What is left after the reservation still pays for a cheaper model.
+        cheap = await client.post(
+            "/v2/ai-product-photography", json=scenecraft("four"), headers=KEY
+        )
+        log = await charges(client)
+    assert first.status_code == 200
+    assert_error(second, 406)
+    assert_error(sync, 406)
+    assert cheap.status_code == 200
+    assert log == {"balance_usd": 0.5, "charges": []}
+    assert len(simulator_of(app).state.requests) == 2
+
+
+# --- injected faults -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["429", "500", "502", "504", "406"])
+async def test_injected_error_is_served_and_not_charged(
+    connect: Connect, make_app: Any, kind: str
+) -> None:
+    app = make_app(faults=parse_faults(f"{kind}=1"), retry_after_s=7, latency_s=0)
+    async with connect(app) as client:
+        for path in (SCENECRAFT_V1, SCENECRAFT_V2, WORKFLOW):
+            payload = {"Prompt": "on a bench"} if path == WORKFLOW else scenecraft()
+            response = await client.post(path, json=payload, headers=KEY)
+            assert_error(response, int(kind))
+            if kind == "429":
+                assert response.headers["retry-after"] == "7"
+            else:
+                assert "retry-after" not in response.headers
+            assert float(response.headers["x-remaining-credits"]) == pytest.approx(100.0)
+        log = await charges(client)
+    assert log == {"balance_usd": 100.0, "charges": []}
+    assert simulator_of(app).state.charges == []
+    assert simulator_of(app).state.requests == {}
+
+
+async def test_faults_come_after_auth_and_validation(connect: Connect, make_app: Any) -> None:
+    async with connect(make_app(faults=parse_faults("500=1"))) as client:
+        assert_error(await client.post(SCENECRAFT_V1, json=scenecraft()), 401)
+        assert_error(await client.post(SCENECRAFT_V1, json={"prompt": "x"}, headers=KEY), 400)
+        assert_error(await client.post(SCENECRAFT_V1, json=scenecraft(), headers=KEY), 500)
+
+
+def test_dropped_sync_connection_is_still_charged(
+    make_app: Any, serve: Callable[[Starlette], str]
+) -> None:
+    """The ambiguous outcome: the client sees a broken connection, the server finished and billed."""
+    app = make_app(faults=parse_faults("drop=1"))
+    base = serve(app)
+    body = json.dumps(scenecraft("a dropped sofa")).encode()
+    with httpx.Client(base_url=base, headers={**KEY, "content-type": "application/json"}) as client:
+        with pytest.raises(httpx.TransportError):
+            client.post(SCENECRAFT_V1, content=body)
+        log = client.get("/_simulator/charges").json()
+    assert len(log["charges"]) == 1
+    assert log["charges"][0]["spec"] == "scenecraft"
+    assert log["charges"][0]["amount_usd"] == SCENECRAFT_PRICE
+    assert log["balance_usd"] == pytest.approx(100 - SCENECRAFT_PRICE)
+    assert simulator_of(app).state.charges[0].payload_sha256 == hashlib.sha256(body).hexdigest()
+
+
+def test_dropped_v2_submit_still_runs_and_bills(
+    make_app: Any, serve: Callable[[Starlette], str]
+) -> None:
+    app = make_app(faults=parse_faults("drop=1"), latency_s=0.1)
+    base = serve(app)
+    with httpx.Client(base_url=base, headers=KEY) as client:
+        with pytest.raises(httpx.TransportError):
+            client.post(SCENECRAFT_V2, json=scenecraft())
+        time.sleep(0.2)
+        log = client.get("/_simulator/charges").json()
+    assert [c["spec"] for c in log["charges"]] == ["scenecraft"]
+
+
+async def test_slow_fault_adds_its_delay(connect: Connect, make_app: Any) -> None:
+    app = make_app(faults=parse_faults("slow=1"), slow_extra_s=0.25, latency_s=0.05)
+    async with connect(app) as client:
+        started = time.monotonic()
+        sync = await client.post(SCENECRAFT_V1, json=scenecraft(), headers=KEY)
+        elapsed = time.monotonic() - started
+        submitted = (await client.post(SCENECRAFT_V2, json=scenecraft(), headers=KEY)).json()
+        _, result = await poll(client, submitted["response_url"])
+    assert sync.status_code == 200
+    assert elapsed >= 0.3
+    assert result.json()["metrics"] == {"inference_time": 0.3}
+
+
+# --- v2 async --------------------------------------------------------------------------------------
+
+
+async def test_v2_lifecycle(connect: Connect, make_app: Any) -> None:
+    app = make_app(latency_s=0.3)
+    async with connect(app) as client:
+        base = base_of(client)
+        submit = await client.post(SCENECRAFT_V2, json=scenecraft(), headers=KEY)
+        assert submit.status_code == 200
+        assert "x-remaining-credits" in submit.headers
+        body = submit.json()
+        request_id = body["request_id"]
+        assert isinstance(request_id, str)
+        assert request_id
+        assert body["status_url"] == f"{base}/v2/requests/{request_id}/status"
+        assert body["response_url"] == f"{base}/v2/requests/{request_id}"
+
+        early = await client.get(body["response_url"], headers=KEY)
+        assert early.status_code == 200
+        assert early.json()["status"] in {"QUEUED", "PROCESSING"}
+        assert "output" not in early.json()
+
+        seen, last = await poll(client, body["status_url"])
+        assert seen[-2:] == ["PROCESSING", "COMPLETED"]
+        assert seen in (["QUEUED", "PROCESSING", "COMPLETED"], ["PROCESSING", "COMPLETED"])
+        assert last.status_code == 200
+        assert last.json() == {"status": "COMPLETED", "request_id": request_id}
+
+        result = await client.get(body["response_url"], headers=KEY)
+        assert result.status_code == 200
+        data = result.json()
+        assert set(data) == {"status", "request_id", "output", "metrics"}
+        assert data["status"] == "COMPLETED"
+        assert data["request_id"] == request_id
+        assert data["metrics"] == {"inference_time": 0.3}
+        assert isinstance(data["output"], str)
+        assert data["output"].startswith(base + "/")
+        image = await client.get(data["output"])
+        assert image.status_code == 200
+        assert image.headers["content-type"] == "image/jpeg"
+        assert decode_image(image.content).format == "JPEG"
+        # Fetching again answers the same result and bills nothing more.
+        assert (await client.get(body["response_url"], headers=KEY)).json() == data
+        log = await charges(client)
+    assert [(c["request_id"], c["amount_usd"]) for c in log["charges"]] == [
+        (request_id, SCENECRAFT_PRICE)
+    ]
+
+
+async def test_v2_starts_queued(connect: Connect, make_app: Any) -> None:
+    """QUEUED lasts a tenth of the latency; with 2 s of latency the first poll lands in it."""
+    async with connect(make_app(latency_s=2)) as client:
+        submitted = (await client.post(SCENECRAFT_V2, json=scenecraft(), headers=KEY)).json()
+        assert submitted["status"] == "QUEUED"
+        first = await client.get(submitted["status_url"], headers=KEY)
+        await anyio.sleep(0.25)
+        later = await client.get(submitted["status_url"], headers=KEY)
+    assert first.json()["status"] == "QUEUED"
+    assert later.json()["status"] == "PROCESSING"
+
+
+def test_v2_charge_appears_when_the_job_completes_even_unpolled(
+    make_app: Any, serve: Callable[[Starlette], str]
+) -> None:
+    app = make_app(latency_s=0.3)
+    base = serve(app)
+    with httpx.Client(base_url=base, headers=KEY) as client:
+        request_id = client.post(SCENECRAFT_V2, json=scenecraft()).json()["request_id"]
+        assert client.get("/_simulator/charges").json() == {"balance_usd": 100.0, "charges": []}
+        assert simulator_of(app).state.charges == []
+        time.sleep(0.45)
+        log = client.get("/_simulator/charges").json()
+        credits = client.get("/v1/get-user-credits").json()
+    assert [(c["request_id"], c["spec"], c["amount_usd"]) for c in log["charges"]] == [
+        (request_id, "scenecraft", SCENECRAFT_PRICE)
+    ]
+    assert log["balance_usd"] == pytest.approx(100 - SCENECRAFT_PRICE)
+    assert credits["credits"] == pytest.approx(100 - SCENECRAFT_PRICE)
+    assert len(simulator_of(app).state.charges) == 1
+
+
+async def test_v2_json_model_result(connect: Connect, make_app: Any) -> None:
+    async with connect(make_app(latency_s=0)) as client:
+        submitted = (
+            await client.post(
+                "/v2/sd1.5-scifi",
+                json={"prompt": "a ring world", "base64": True, "samples": 2},
+                headers=KEY,
+            )
+        ).json()
+        _, result = await poll(client, submitted["response_url"])
+    output = result.json()["output"]
+    assert list(output) == ["images"]
+    assert [decode_image(base64.b64decode(i)).format for i in output["images"]] == ["PNG", "PNG"]
+
+
+async def test_v2_failed_job_is_422_and_not_charged(connect: Connect, make_app: Any) -> None:
+    app = make_app(faults=parse_faults("failed=1"), latency_s=0.05)
+    async with connect(app) as client:
+        submit = await client.post(SCENECRAFT_V2, json=scenecraft(), headers=KEY)
+        assert submit.status_code == 200
+        submitted = submit.json()
+        seen, _ = await poll(client, submitted["status_url"])
+        status = await client.get(submitted["status_url"], headers=KEY)
+        result = await client.get(submitted["response_url"], headers=KEY)
+        log = await charges(client)
+    assert seen[-1] == "FAILED"
+    for response in (status, result):
+        assert response.status_code == 422
+        body = response.json()
+        assert body["status"] == "FAILED"
+        assert body["request_id"] == submitted["request_id"]
+        assert isinstance(body["error"], str)
+        assert body["error"]
+        assert "output" not in body
+    assert log == {"balance_usd": 100.0, "charges": []}
+    assert simulator_of(app).state.charges == []
+
+
+async def test_unknown_request_id_is_404(connect: Connect, make_app: Any) -> None:
+    async with connect(make_app()) as client:
+        for path in ("/v2/requests/nope/status", "/v2/requests/nope", "/workflows/requests/nope"):
+            assert_error(await client.get(path, headers=KEY), 404)
+
+
+async def test_expired_request_is_404(connect: Connect, make_app: Any) -> None:
+    app = make_app(latency_s=0, retention_s=0.2)
+    async with connect(app) as client:
+        submitted = (await client.post(SCENECRAFT_V2, json=scenecraft(), headers=KEY)).json()
+        _, result = await poll(client, submitted["response_url"])
+        output = result.json()["output"]
+        assert (await client.get(output)).status_code == 200
+        await anyio.sleep(0.35)
+        assert_error(await client.get(submitted["status_url"], headers=KEY), 404)
+        assert_error(await client.get(submitted["response_url"], headers=KEY), 404)
+        assert_error(await client.get(output), 404)
+        log = await charges(client)
+    # Expiry forgets the result, not the bill.
+    assert len(log["charges"]) == 1
+
+
+# --- workflow --------------------------------------------------------------------------------------
+
+
+async def test_workflow_lifecycle(connect: Connect, make_app: Any) -> None:
+    app = make_app(latency_s=0.3)
+    async with connect(app) as client:
+        base = base_of(client)
+        payload = {
+            "Character": png_b64("navy"),
+            "Scene": png_b64("green", background="green"),
+            "Prompt": "sitting on the bench",
+        }
+        submit = await client.post(
+            WORKFLOW, json=payload, headers={"Authorization": "Bearer sk-test"}
+        )
+        assert submit.status_code == 200, submit.text
+        body = submit.json()
+        request_id = body["request_id"]
+        assert body["poll_url"] == f"{base}/workflows/requests/{request_id}"
+
+        seen, last = await poll(client, body["poll_url"])
+        assert seen[-2:] == ["PROCESSING", "COMPLETED"]
+        assert seen[0] in {"QUEUED", "PROCESSING"}
+        assert last.status_code == 200
+        data = last.json()
+        assert data["status"] == "COMPLETED"
+        assert data["request_id"] == request_id
+        assert isinstance(data["output"], str)
+        output = json.loads(data["output"])
+        assert isinstance(output, dict)
+        urls = [v for v in output.values() if isinstance(v, str)] + [
+            u for v in output.values() if isinstance(v, list) for u in v
+        ]
+        assert urls
+        for url in urls:
+            assert url.startswith(base + "/")
+            image = await client.get(url)
+            assert image.status_code == 200
+            assert image.headers["content-type"].startswith("image/")
+            decode_image(image.content)
+        log = await charges(client)
+    assert [(c["request_id"], c["spec"], c["amount_usd"]) for c in log["charges"]] == [
+        (request_id, "consistent-character", 0.1224)
+    ]
+
+
+async def test_failed_workflow_reports_failed_and_is_not_charged(
+    connect: Connect, make_app: Any
+) -> None:
+    app = make_app(faults=parse_faults("failed=1"), latency_s=0)
+    async with connect(app) as client:
+        submitted = (await client.post(WORKFLOW, json={"Prompt": "x"}, headers=KEY)).json()
+        _, last = await poll(client, submitted["poll_url"])
+        log = await charges(client)
+    body = last.json()
+    assert body["status"] == "FAILED"
+    assert isinstance(body["error"], str)
+    assert "output" not in body
+    assert log["charges"] == []
+
+
+# --- credits ---------------------------------------------------------------------------------------
+
+
+async def test_user_credits(connect: Connect, make_app: Any) -> None:
+    async with connect(make_app(balance_usd=12.5)) as client:
+        before = await client.get("/v1/get-user-credits", headers=KEY)
+        await client.post(SCENECRAFT_V1, json=scenecraft(), headers=KEY)
+        after = await client.get(
+            "/v1/get-user-credits", headers={"authorization": "Bearer sk-test"}
+        )
+        assert_error(await client.get("/v1/get-user-credits"), 401)
+    assert before.status_code == 200
+    assert before.json() == {"credits": 12.5, "free-credits": 0.0}
+    assert isinstance(before.json()["credits"], float)
+    assert after.json()["credits"] == pytest.approx(12.5 - SCENECRAFT_PRICE)
+    assert isinstance(after.json()["free-credits"], float)
+
+
+# --- determinism and rates -------------------------------------------------------------------------
+
+
+async def fault_sequence(app: Starlette, count: int) -> list[int]:
+    async with in_process(app) as client:
+        return [
+            (
+                await client.post(SCIFI_V1, json={"prompt": f"payload {index}"}, headers=KEY)
+            ).status_code
+            for index in range(count)
+        ]
+
+
+async def test_faults_are_deterministic_under_a_seed(make_app: Any) -> None:
+    faults = parse_faults("429=0.3,500=0.2")
+    options = {"faults": faults, "latency_s": 0, "images": "tiny"}
+    first = await fault_sequence(make_app(seed=11, **options), 60)
+    again = await fault_sequence(make_app(seed=11, **options), 60)
+    other = await fault_sequence(make_app(seed=12, **options), 60)
+    assert first == again
+    assert set(first) == {200, 429, 500}
+    assert other != first
+
+
+async def test_fault_rates_match_the_asked_rates(make_app: Any) -> None:
+    asked = {429: 0.2, 500: 0.1, 502: 0.05, 504: 0.05, 406: 0.1}
+    faults = parse_faults(",".join(f"{code}={rate}" for code, rate in asked.items()))
+    app = make_app(faults=faults, latency_s=0, images="tiny", seed=3)
+    total = 2000
+    codes = await fault_sequence(app, total)
+    for code, rate in asked.items():
+        assert codes.count(code) / total == pytest.approx(rate, abs=0.03), code
+    assert codes.count(200) / total == pytest.approx(1 - sum(asked.values()), abs=0.03)
+    # Only the successes were billed (sd1.5-scifi is unpriced: each charge is 0).
+    assert len(simulator_of(app).state.charges) == codes.count(200)
+
+
+async def test_failed_rate_over_v2(make_app: Any) -> None:
+    app = make_app(faults=parse_faults("failed=0.25"), latency_s=0, images="tiny", seed=5)
+    total = 600
+    failed = 0
+    async with in_process(app) as client:
+        for index in range(total):
+            submitted = (
+                await client.post("/v2/sd1.5-scifi", json={"prompt": f"job {index}"}, headers=KEY)
+            ).json()
+            status = await client.get(submitted["status_url"], headers=KEY)
+            failed += status.status_code == 422
+    assert failed / total == pytest.approx(0.25, abs=0.05)
+
+
+async def test_a_retry_is_its_own_attempt(connect: Connect, make_app: Any) -> None:
+    app = make_app(faults=parse_faults("429=0.5"), latency_s=0, images="tiny", seed=7)
+    config = simulator_of(app).config
+    # Find a payload whose first attempt is limited and whose second is not.
+    for index in range(200):
+        body = json.dumps({"prompt": f"retry me {index}"}).encode()
+        if config.fault(SCIFI_V1, body, 0) == "429" and config.fault(SCIFI_V1, body, 1) is None:
+            break
+    else:
+        pytest.fail("no payload limited at attempt 0 and free at attempt 1")
+    headers = {**KEY, "content-type": "application/json"}
+    async with connect(app) as client:
+        first = await client.post(SCIFI_V1, content=body, headers=headers)
+        second = await client.post(SCIFI_V1, content=body, headers=headers)
+    assert_error(first, 429)
+    assert second.status_code == 200
+    assert list(simulator_of(app).state.attempts.values()) == [2]
+    assert len(simulator_of(app).state.charges) == 1
