@@ -159,13 +159,21 @@ class Simulator:
         if isinstance(admitted, Response):
             return admitted
         spec, payload, body, fault = admitted
-        latency = self.config.latency_for(spec) + (
-            self.config.slow_extra_s if fault == "slow" else 0.0
-        )
-        if latency:
-            await asyncio.sleep(latency)
-        images = await self.render(spec, payload)
-        self.state.charge_now(spec.id, self.price(spec, payload), hashlib.sha256(body).hexdigest())
+        price = self.price(spec, payload)
+        # Held from the credit check to the charge (nothing awaits in between), so concurrent sync
+        # calls cannot overdraw the balance.
+        self.state.hold(price)
+        try:
+            latency = self.config.latency_for(spec) + (
+                self.config.slow_extra_s if fault == "slow" else 0.0
+            )
+            if latency:
+                await asyncio.sleep(latency)
+            images = await self.render(spec, payload)
+        except BaseException:
+            self.state.release(price)
+            raise
+        self.state.charge_now(spec.id, price, hashlib.sha256(body).hexdigest())
         if fault == "drop":
             return _Dropped()
         if spec.response == "image":

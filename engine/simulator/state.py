@@ -111,10 +111,20 @@ class SimState:
         with self._lock:
             return self.balance_usd - self.reserved_usd() >= price - 1e-9
 
+    def hold(self, price: float) -> None:
+        """Set aside the price of a sync request while it runs, so concurrent ones cannot overdraw."""
+        with self._lock:
+            self._reserved += price
+
+    def release(self, price: float) -> None:
+        with self._lock:
+            self._reserved -= price
+
     def charge_now(self, spec_id: str, price: float, body_sha256: str) -> str:
-        """Bill a sync request that has just finished; returns its request id."""
+        """Bill a sync request that has just finished (its price was held); returns its request id."""
         request_id = uuid.uuid4().hex
         with self._lock:
+            self._reserved -= price
             self._charge(request_id, spec_id, price, body_sha256, self.clock())
         return request_id
 

@@ -356,6 +356,31 @@ async def test_v2_submit_is_406_when_queued_jobs_reserve_the_balance(
     assert len(simulator_of(app).state.requests) == 2
 
 
+async def test_concurrent_v1_calls_cannot_overdraw_the_balance(
+    connect: Connect, make_app: Any
+) -> None:
+    """A sync call in flight holds its price as a queued v2 job does: 0.5 pays for one scenecraft call,
+    so of three sent at once one is served and two are refused with 406, and the balance never goes
+    below zero.
+    """
+    app = make_app(balance_usd=0.5, latency_s=0.2)
+    async with connect(app) as client:
+
+        async def call(index: int, into: list[httpx.Response]) -> None:
+            into.append(
+                await client.post(SCENECRAFT_V1, json=scenecraft(f"sofa {index}"), headers=KEY)
+            )
+
+        responses: list[httpx.Response] = []
+        async with anyio.create_task_group() as group:
+            for index in range(3):
+                group.start_soon(call, index, responses)
+        log = await charges(client)
+    assert sorted(r.status_code for r in responses) == [200, 406, 406]
+    assert len(log["charges"]) == 1
+    assert log["balance_usd"] >= 0
+
+
 # --- injected faults -------------------------------------------------------------------------------
 
 
