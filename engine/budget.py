@@ -38,6 +38,10 @@ class Budget:
         self.reserved_usd += price
         return True
 
+    def hold(self, price: float) -> None:
+        """Count a job the cap cannot stop: one an earlier run already sent, now being collected."""
+        self.reserved_usd += price
+
     def spend(self, price: float, *, charged: float | None = None) -> None:
         """The job was billed: ``charged`` when Segmind said how much, else the price held."""
         self.reserved_usd -= price

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from engine.docimport import Note
+    from engine.execute import Backend
+    from engine.plan import Plan
+    from engine.progress import ProgressModel
+    from engine.runner import Result, RunOptions
     from engine.specs import Spec
 
 __all__ = ["EXIT", "main"]
@@ -31,6 +35,9 @@ EXIT = {
     "aborted": 4,
     "interrupted": 130,
 }
+
+# A run estimated above this asks first (DESIGN.md, CLI).
+CONFIRM_ABOVE_USD = 5.0
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,14 +61,16 @@ def _handles_errors(func: Callable[P, R]) -> Callable[P, R]:
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from engine.errors import InputError, RenderError
+        from engine.errors import BudgetError, InputError, RenderError
 
         try:
             return func(*args, **kwargs)
         except InputError as exc:
             _fail(str(exc), EXIT["invalid_input"])
-        except RenderError as exc:  # pragma: no cover - later issues add the other kinds
-            _fail(str(exc), 1)
+        except BudgetError as exc:
+            _fail(str(exc), EXIT["budget"])
+        except RenderError as exc:
+            _fail(str(exc), EXIT["jobs_failed"])
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(EXIT["interrupted"])
@@ -113,6 +122,11 @@ def cli() -> None:
 @click.option("--dry-run", is_flag=True, help="Validate and price every job; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
 @click.option(
+    "--backend",
+    type=click.Choice(["segmind", "preview"]),
+    help="segmind (needs SEGMIND_API_KEY) or preview (free, local). Default: segmind when a key is set.",
+)
+@click.option(
     "--budget",
     type=click.FloatRange(min=0, min_open=True),
     help="Budget cap in USD (overrides the recipe's).",
@@ -128,23 +142,40 @@ def cli() -> None:
     "--rpm", type=click.IntRange(min=1), help="Requests a minute at most (Segmind: 5 free, 50 Pro)."
 )
 @click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder instead of renders/ (each recipe in DIR/<name>/).",
+)
+@click.option(
     "--only",
     multiple=True,
     metavar="AXIS=VALUE",
     help="Keep only jobs with this axis value (repeatable).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Keep only the first N jobs.")
+@click.option("--force", is_flag=True, help="Render again even jobs whose outputs exist.")
+@click.option("--yes", is_flag=True, help="Do not ask before a run estimated above $5.")
+@click.option(
+    "--retry-unknown",
+    is_flag=True,
+    help="Send again jobs an earlier run sent but never heard back about.",
+)
 @_handles_errors
 def run(
     *,
     recipes: tuple[Path, ...],
     dry_run: bool,
     as_json: bool,
+    backend: str | None,
     budget: float | None,
     concurrency: int,
     rpm: int | None,
+    out: Path | None,
     only: tuple[str, ...],
     limit: int | None,
+    force: bool,
+    yes: bool,
+    retry_unknown: bool,
 ) -> None:
     """Plan RECIPE... and render them (with --dry-run: plan and price only)."""
     import json
@@ -160,17 +191,171 @@ def run(
         build_plan(load_recipe(path), budget_usd=budget, only=pairs, limit=limit)
         for path in recipes
     ]
-    if as_json:
-        objects = [plan.to_json() for plan in plans]
-        click.echo(json.dumps(objects[0] if len(objects) == 1 else objects, indent=2))
-    else:
-        click.echo("\n\n".join(describe_plan(p, concurrency=concurrency, rpm=rpm) for p in plans))
-    if any(plan.errors for plan in plans):
-        sys.exit(EXIT["invalid_input"])
-    if any(plan.within_budget is False for plan in plans):
-        sys.exit(EXIT["budget"])
-    if not dry_run:
-        _fail("running recipes is not available yet: use --dry-run", EXIT["invalid_input"])
+    if dry_run or any(plan.errors for plan in plans):
+        if as_json:
+            objects = [plan.to_json() for plan in plans]
+            click.echo(json.dumps(objects[0] if len(objects) == 1 else objects, indent=2))
+        else:
+            click.echo(
+                "\n\n".join(describe_plan(p, concurrency=concurrency, rpm=rpm) for p in plans)
+            )
+        if any(plan.errors for plan in plans):
+            sys.exit(EXIT["invalid_input"])
+        if any(plan.within_budget is False for plan in plans):
+            sys.exit(EXIT["budget"])
+        return
+    from engine.runner import RunOptions
+
+    chosen = _backend(backend)
+    codes = []
+    for plan in plans:
+        _gate(plan, chosen.name, yes=yes)
+        options = RunOptions(
+            backend=chosen.name,
+            charge=chosen.charges,
+            concurrency=concurrency,
+            rpm=rpm,
+            force=force,
+            retry_unknown=retry_unknown,
+        )
+        codes.append(_render(plan, chosen, options, out=out))
+    # The most serious outcome wins; 0 only when every recipe ended well.
+    sys.exit(max(codes, key=lambda code: (code != 0, code)))
+
+
+def _backend(name: str | None) -> Backend:
+    import os
+
+    from engine.execute import preview_backend, segmind_backend
+
+    key = os.environ.get("SEGMIND_API_KEY", "").strip()
+    if name == "preview" or (name is None and not key):
+        if name is None:
+            click.echo(
+                "note: SEGMIND_API_KEY is not set: rendering free local previews "
+                "(--backend segmind renders for real)",
+                err=True,
+            )
+        return preview_backend()
+    if not key:
+        raise click.UsageError("--backend segmind needs SEGMIND_API_KEY in the environment")
+    return segmind_backend(key)
+
+
+def _gate(plan: Plan, backend: str, *, yes: bool) -> None:
+    """What must hold before money is spent: a price, a budget the plan fits, and a yes above $5."""
+    from engine.dryrun import money
+    from engine.errors import BudgetError, InputError
+
+    if backend != "segmind":
+        return
+    where = plan.recipe_path
+    if plan.unpriced:
+        raise InputError(
+            f"{where}: {plan.model} has no price: set `price_usd` in the recipe "
+            "(or use --backend preview) to run it"
+        )
+    cost = plan.estimated_cost_usd or 0.0
+    if plan.budget_usd is None:
+        raise InputError(
+            f"{where}: no budget: set `budget_usd` in the recipe or pass --budget "
+            f"(the plan costs {money(cost)})"
+        )
+    if cost > plan.budget_usd:
+        raise BudgetError(
+            f"{where}: the plan costs {money(cost)}, more than its {money(plan.budget_usd)} budget: "
+            "raise the budget, or narrow the run with --only or --limit"
+        )
+    if cost > CONFIRM_ABOVE_USD and not yes:
+        if not sys.stdin.isatty():
+            raise InputError(
+                f"{where}: the run costs {money(cost)} (over {money(CONFIRM_ABOVE_USD)}): "
+                "pass --yes to run it without a terminal to confirm on"
+            )
+        question = f"{plan.recipe}: {len(plan.jobs)} jobs, about {money(cost)} of a {money(plan.budget_usd)} budget. Run it?"
+        if not click.confirm(question, err=True):
+            raise InputError("not confirmed: nothing was sent")
+
+
+def _render(plan: Plan, backend: Backend, options: RunOptions, *, out: Path | None) -> int:
+    from engine.execute import execute
+    from engine.progress import ProgressModel
+
+    out_dir = (out or Path("renders")) / plan.recipe
+    model = ProgressModel(plan, backend=backend.name)
+    try:
+        with _LiveProgress(model, interactive=sys.stderr.isatty()) as live:
+            summary = execute(
+                plan,
+                backend=backend,
+                out_dir=out_dir,
+                options=options,
+                budget_usd=plan.budget_usd,
+                on_result=live.update,
+            )
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted: what finished is recorded in {out_dir}; "
+            "run the same command again to resume",
+            err=True,
+        )
+        return EXIT["interrupted"]
+    click.echo(model.closing(summary))
+    if summary.aborted:
+        return EXIT["aborted"]
+    if summary.budget_reached:
+        return EXIT["budget"]
+    if summary.count("failed") or summary.count("unknown"):
+        return EXIT["jobs_failed"]
+    return EXIT["ok"]
+
+
+class _LiveProgress:
+    """A live bar (done / failed / skipped, dollars, ETA) on a terminal; a plain line per job otherwise."""
+
+    def __init__(self, model: ProgressModel, *, interactive: bool) -> None:
+        self.model = model
+        self.interactive = interactive
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _LiveProgress:
+        if self.interactive:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeRemainingColumn(),
+                console=_console(stderr=True),
+                transient=True,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task(
+                self.model.plan.recipe, total=self.model.total, status=""
+            )
+        return self
+
+    def update(self, result: Result) -> None:
+        self.model.update(result)
+        if self._bar is not None:
+            self._bar.update(
+                self._task, completed=self.model.finished, status=self.model.status_text()
+            )
+        else:
+            click.echo(self.model.line(result), err=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
 
 
 @cli.command()
@@ -248,6 +433,54 @@ def simulate(
         err=True,
     )
     serve(create_app(config), host=host, port=port)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@_handles_errors
+def ledger(*, as_json: bool) -> None:
+    """Show spend by day, recipe and model, from the ledger under RENDER_HOME."""
+    import json
+
+    from engine.dryrun import money
+    from engine.execute import LEDGER_FILE, render_home
+    from engine.ledger import Ledger
+
+    path = render_home() / LEDGER_FILE
+    if not path.exists():
+        if as_json:
+            click.echo("[]")
+        else:
+            click.echo(f"no runs yet (no ledger at {path})")
+        return
+    book = Ledger(path)
+    try:
+        rows = book.spend()
+    finally:
+        book.close()
+    if as_json:
+        click.echo(json.dumps([row.__dict__ for row in rows], indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("day", "recipe", "model", "backend", "jobs", "spent", "unknown"):
+        table.add_column(
+            column, justify="right" if column in {"jobs", "spent", "unknown"} else "left"
+        )
+    for row in rows:
+        table.add_row(
+            row.day,
+            row.recipe,
+            row.model,
+            row.backend,
+            str(row.jobs),
+            money(row.spent_usd),
+            money(row.unknown_usd) if row.unknown_usd else "",
+        )
+    total = sum(row.spent_usd for row in rows if row.backend == "segmind")
+    _console().print(table)
+    click.echo(f"total spent on Segmind: {money(total)}")
 
 
 @cli.command()

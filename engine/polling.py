@@ -33,8 +33,8 @@ class LatencyModel:
         return self.guess_s if self.guess_s else _DEFAULT_GUESS_S
 
     def observe(self, seconds: float) -> None:
-        if seconds <= 0:
-            return
+        # A job that took "0 s" (a preview) still takes a little: never poll in a busy loop.
+        seconds = max(seconds, 0.01)
         previous = self.observed_s
         self.observed_s = seconds if previous is None else previous + _WEIGHT * (seconds - previous)
 

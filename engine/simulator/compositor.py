@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import math
 import re
@@ -41,6 +42,7 @@ _FORMATS = {
 _RATIO = re.compile(r"^\s*(\d+)\s*:\s*(\d+)")
 _SOFTWARE_TAG = 0x0131
 _WHITE_TOLERANCE = 18
+_FILL_SIDE = 160
 _DEFAULT_SIZE = (1024, 1024)
 _BACKDROP_TOP = (236, 234, 230)
 _BACKDROP_BOTTOM = (206, 202, 196)
@@ -101,22 +103,31 @@ def cut_out(image: Image.Image) -> Image.Image:
     if image.mode in {"RGBA", "LA", "PA"} and isinstance(lowest, int) and lowest < 255:
         alpha = rgba.getchannel("A")
     else:
-        marker = (1, 254, 3)
-        filled = image.convert("RGB")
-        width, height = filled.size
-        for corner in ((0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1)):
-            pixel = filled.getpixel(corner)
-            if isinstance(pixel, tuple) and min(pixel) >= 255 - _WHITE_TOLERANCE:
-                ImageDraw.floodfill(filled, corner, marker, thresh=_WHITE_TOLERANCE)
-        # Alpha is 0 exactly where the flood fill reached: no channel differs from the marker.
-        red, green, blue = ImageChops.difference(
-            filled, Image.new("RGB", filled.size, marker)
-        ).split()
-        spread = ImageChops.lighter(ImageChops.lighter(red, green), blue)
-        alpha = spread.point(lambda v: 0 if v == 0 else 255)
+        alpha = ImageChops.invert(_border_white(image.convert("RGB")))
     rgba.putalpha(alpha)
     box = alpha.getbbox()
     return rgba.crop(box) if box else rgba
+
+
+def _border_white(image: Image.Image) -> Image.Image:
+    """A mask of the near-white pixels connected to the border (255 there, 0 elsewhere).
+
+    Pillow's flood fill runs in Python, pixel by pixel; it runs here on a copy at most
+    ``_FILL_SIDE`` pixels wide, and the full-size near-white mask sharpens the result again.
+    """
+    red, green, blue = image.split()
+    darkest = ImageChops.darker(ImageChops.darker(red, green), blue)
+    white = darkest.point(lambda v: 255 if v >= 255 - _WHITE_TOLERANCE else 0)
+    small = white.copy()
+    small.thumbnail((_FILL_SIDE, _FILL_SIDE), Image.Resampling.NEAREST)
+    width, height = small.size
+    for corner in ((0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1)):
+        if small.getpixel(corner) == 255:
+            ImageDraw.floodfill(small, corner, 128, thresh=0)
+    reached = small.point(lambda v: 255 if v == 128 else 0).resize(
+        image.size, Image.Resampling.NEAREST
+    )
+    return ImageChops.darker(reached, white)
 
 
 def render_preview(spec: Spec, payload: Mapping[str, Any], *, samples: int = 1) -> list[Rendered]:
@@ -264,7 +275,7 @@ def _card(spec: Spec, payload: Mapping[str, Any], size: tuple[int, int], index: 
 def _caption(image: Image.Image, prompt: str, spec: Spec | None) -> None:
     del spec
     draw = ImageDraw.Draw(image)
-    size = max(12, image.width // 64)
+    size = max(12, min(image.size) // 48)
     font = _font(size)
     line = prompt if len(prompt) <= 120 else prompt[:117] + "..."
     if line:
@@ -277,7 +288,7 @@ def _caption(image: Image.Image, prompt: str, spec: Spec | None) -> None:
 
 def _badge(image: Image.Image) -> None:
     draw = ImageDraw.Draw(image)
-    size = max(12, image.width // 48)
+    size = max(12, min(image.size) // 36)
     font = _font(size)
     draw.rectangle((0, 0, size * 6, size * 1.8), fill=(214, 64, 52))
     draw.text((size // 2, size // 3), "PREVIEW", fill=(255, 255, 255), font=font)
@@ -296,12 +307,18 @@ def _load(
     if isinstance(value, str) and not value.startswith(("http://", "https://")):
         data = value.split(",", 1)[1] if value.startswith("data:") else value
         try:
-            with Image.open(io.BytesIO(base64.b64decode(data, validate=False))) as opened:
-                opened.load()
-                return cut_out(opened) if cut else opened.copy()
+            return _decoded(data, cut=cut).copy()
         except (binascii.Error, UnidentifiedImageError, ValueError, OSError):
             pass
     return _placeholder(value, label=label, size=size)
+
+
+@functools.lru_cache(maxsize=32)
+def _decoded(data: str, *, cut: bool) -> Image.Image:
+    """An input image, decoded (and cut out) once: a recipe sends a few products to many jobs."""
+    with Image.open(io.BytesIO(base64.b64decode(data, validate=False))) as opened:
+        opened.load()
+        return cut_out(opened) if cut else opened.copy()
 
 
 def _placeholder(value: Any, *, label: str, size: tuple[int, int]) -> Image.Image:

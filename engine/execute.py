@@ -1,0 +1,107 @@
+"""Run a plan end to end: pick the backend (Segmind or the free in-process preview), open the ledger
+and the output folder, and drive the runner on one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from engine.budget import Budget
+from engine.client import SegmindClient
+from engine.ledger import Ledger
+from engine.outputs import OutputStore
+from engine.plan import Plan
+from engine.runner import Result, Runner, RunOptions, RunSummary
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "Backend",
+    "execute",
+    "preview_backend",
+    "render_home",
+    "segmind_backend",
+]
+
+DEFAULT_BASE_URL = "https://api.segmind.com"
+LEDGER_FILE = "ledger.sqlite"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where requests go: a base URL, a key, and for the preview an in-process transport."""
+
+    name: str
+    base_url: str
+    api_key: str
+    transport: httpx.AsyncBaseTransport | None = None
+
+    @property
+    def charges(self) -> bool:
+        return self.name == "segmind"
+
+
+def segmind_backend(api_key: str, base_url: str | None = None) -> Backend:
+    return Backend(
+        "segmind", base_url or os.environ.get("SEGMIND_BASE_URL") or DEFAULT_BASE_URL, api_key
+    )
+
+
+def preview_backend() -> Backend:
+    """The simulator inside this process, through httpx's ASGI transport: no socket, no cost."""
+    from engine.simulator import SimulatorConfig, all_specs, create_app  # noqa: PLC0415 - Pillow only when previewing
+
+    app = create_app(SimulatorConfig(specs=all_specs(), balance_usd=1e12))
+    return Backend("preview", "http://preview.local", "preview", httpx.ASGITransport(app=app))
+
+
+def render_home() -> Path:
+    """``RENDER_HOME``, or ``.render/`` in the current directory."""
+    return Path(os.environ.get("RENDER_HOME") or ".render")
+
+
+def execute(
+    plan: Plan,
+    *,
+    backend: Backend,
+    out_dir: Path,
+    options: RunOptions,
+    budget_usd: float | None,
+    home: Path | None = None,
+    on_result: Callable[[Result], None] = lambda _result: None,
+) -> RunSummary:
+    """Run ``plan``; Ctrl-C cancels it cleanly (what finished is recorded) and re-raises."""
+    ledger = Ledger((home or render_home()) / LEDGER_FILE)
+    runner: Runner | None = None
+
+    async def main() -> RunSummary:
+        nonlocal runner
+        client = SegmindClient(
+            backend.base_url,
+            backend.api_key,
+            transport=backend.transport,
+            max_connections=max(8, options.concurrency),
+        )
+        try:
+            runner = Runner(
+                plan,
+                client=client,
+                ledger=ledger,
+                store=OutputStore(out_dir),
+                budget=Budget(budget_usd if backend.charges else None),
+                options=options,
+                on_result=on_result,
+            )
+            return await runner.run()
+        finally:
+            await client.aclose()
+
+    try:
+        return asyncio.run(main())
+    finally:
+        ledger.close()

@@ -1,0 +1,85 @@
+"""Output files written whole or not at all (temp file, fsync, rename), and the run's manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+__all__ = ["OutputStore", "file_sha256"]
+
+MANIFEST = "manifest.jsonl"
+
+
+def file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+class OutputStore:
+    """The output folder of a recipe: images under their plan paths, one manifest line per job."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.manifest = root / MANIFEST
+
+    def paths_for(self, planned: str, extensions: Sequence[str]) -> list[str]:
+        """The plan's path for the first output, ``-2``, ``-3``… beside it for more (``samples``);
+        the extension is the one the bytes have (a PNG is saved as .png), else the plan's."""
+        path = PurePosixPath(planned)
+        stem = str(path.with_suffix(""))
+        paths = []
+        for index, found in enumerate(extensions):
+            extension = found if found != ".bin" else path.suffix
+            paths.append(f"{stem}{extension}" if index == 0 else f"{stem}-{index + 1}{extension}")
+        return paths
+
+    def write(self, relative: str, data: bytes) -> str:
+        """Write one file atomically; returns its sha256."""
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return hashlib.sha256(data).hexdigest()
+
+    def intact(self, paths: Sequence[str], hashes: Sequence[str]) -> bool:
+        """Whether every file a job wrote is still there, byte for byte."""
+        if not paths or len(paths) != len(hashes):
+            return False
+        return all(file_sha256(self.root / p) == h for p, h in zip(paths, hashes, strict=True))
+
+    def record(self, entry: Mapping[str, Any]) -> None:
+        """Append one manifest line and push it to disk before going on."""
+        line = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
+        with self.manifest.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def entries(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        if not self.manifest.exists():
+            return []
+        found = []
+        for line in self.manifest.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a kill is not evidence of anything
+            if run_id is None or entry.get("run") == run_id:
+                found.append(entry)
+        return found
