@@ -29,6 +29,8 @@ class OutputStore:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.manifest = root / MANIFEST
+        # A kill mid-append leaves a line without its newline: end it before adding the next.
+        self._cut_line = self.manifest.exists() and not self.manifest.read_bytes().endswith(b"\n") and self.manifest.stat().st_size > 0
 
     def paths_for(self, planned: str, extensions: Sequence[str]) -> list[str]:
         """The plan's path for the first output, ``-2``, ``-3``… beside it for more (``samples``);
@@ -66,6 +68,9 @@ class OutputStore:
     def record(self, entry: Mapping[str, Any]) -> None:
         """Append one manifest line and push it to disk before going on."""
         line = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
+        if self._cut_line:
+            line = "\n" + line
+            self._cut_line = False
         with self.manifest.open("a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()

@@ -373,9 +373,10 @@ class Runner:
 
     def _retrying(self) -> tenacity.AsyncRetrying:
         options = self.options
-        backoff = tenacity.wait_exponential_jitter(
-            initial=options.backoff_s, max=options.max_backoff_s
-        )
+        # Exponential with jitter, spelt in tenacity's long-stable terms (`initial=` is deprecated).
+        backoff = tenacity.wait_exponential(
+            multiplier=options.backoff_s, max=options.max_backoff_s
+        ) + tenacity.wait_random(0, options.backoff_s)
 
         def wait(state: tenacity.RetryCallState) -> float:
             problem = state.outcome.exception() if state.outcome else None

@@ -1,0 +1,148 @@
+"""The protocol client against the simulator in process: every outcome sorted by who pays."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import email.utils
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from engine.client import Abort, Ambiguous, Finished, JobFailed, Retryable, SegmindClient, Submitted, _retry_after
+from engine.localimage import LocalImage
+from engine.simulator import SimulatorConfig, all_specs, create_app, parse_faults
+from engine.specs import load_spec
+from tests.helpers import ROOT
+
+T = TypeVar("T")
+SOFA = ROOT / "recipes" / "images" / "sofa.png"
+
+
+def with_client(call: Callable[[SegmindClient], Awaitable[T]], **config: Any) -> T:
+    app = create_app(SimulatorConfig(specs=all_specs(), **config))
+
+    async def go() -> T:
+        client = SegmindClient("http://sim", config.pop("_key", "sk-test"), transport=httpx.ASGITransport(app=app))
+        try:
+            return await call(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+async def submit(client: SegmindClient, spec_id: str, payload: dict[str, Any]) -> Finished | Submitted:
+    spec = load_spec(spec_id)
+    return await client.send(spec, await client.body(spec, payload))
+
+
+def test_local_images_are_base64_encoded_when_the_body_is_built() -> None:
+    async def body(client: SegmindClient) -> dict[str, Any]:
+        spec = load_spec("scenecraft")
+        return dict(json.loads(await client.body(spec, {"image": LocalImage(SOFA), "prompt": "p"})))
+
+    sent = with_client(body)
+    assert base64.b64decode(sent["image"]) == SOFA.read_bytes()
+
+
+def test_v2_submit_then_status_then_result_downloads_the_image() -> None:
+    async def flow(client: SegmindClient) -> tuple[str, Finished]:
+        spec = load_spec("scenecraft")
+        submitted = await submit(client, "scenecraft", {"image": LocalImage(SOFA), "prompt": "p", "image_format": "png"})
+        assert isinstance(submitted, Submitted)
+        state, body = await client.status(spec, submitted)
+        return state, await client.result(spec, submitted, body)
+
+    state, finished = with_client(flow)
+    assert state == "COMPLETED"
+    assert finished.outputs[0].data.startswith(b"\x89PNG")
+    assert finished.outputs[0].extension == ".png"
+
+
+def test_a_workflows_json_string_output_is_parsed_and_fetched() -> None:
+    async def flow(client: SegmindClient) -> Finished:
+        spec = load_spec("consistent-character")
+        submitted = await submit(client, "consistent-character", {"Prompt": "sitting"})
+        assert isinstance(submitted, Submitted)
+        state, body = await client.status(spec, submitted)
+        assert state == "COMPLETED"
+        return await client.result(spec, submitted, body)
+
+    finished = with_client(flow)
+    assert len(finished.outputs) == 1
+    assert finished.outputs[0].data[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("config", "payload", "problem", "status"),
+    [
+        ({}, {"prompt": "p", "samples": 9}, JobFailed, 400),
+        ({"key": "secret"}, {"prompt": "p"}, Abort, 401),
+        ({"balance_usd": 0.0, "unpriced_usd": 0.01}, {"prompt": "p"}, Abort, 406),
+        ({"faults": parse_faults("429=1"), "retry_after_s": 7}, {"prompt": "p"}, Retryable, 429),
+        ({"faults": parse_faults("502=1")}, {"prompt": "p"}, Retryable, 502),
+    ],
+)
+def test_answers_are_sorted_by_who_pays(config: dict[str, Any], payload: dict[str, Any], problem: type[Exception], status: int) -> None:
+    with pytest.raises(problem) as caught:
+        with_client(lambda client: submit(client, "sd1.5-scifi", payload), **config)
+    assert getattr(caught.value, "status", None) == status
+    if status == 429:
+        assert caught.value.retry_after == 7  # type: ignore[attr-defined]
+
+
+def test_a_failed_job_is_a_job_failure() -> None:
+    async def flow(client: SegmindClient) -> None:
+        spec = load_spec("sd1.5-scifi")
+        submitted = await submit(client, "sd1.5-scifi", {"prompt": "p"})
+        assert isinstance(submitted, Submitted)
+        await client.status(spec, submitted)
+
+    with pytest.raises(JobFailed, match="blocked"):
+        with_client(flow, faults=parse_faults("failed=1"))
+
+
+def test_an_unknown_request_is_ambiguous() -> None:
+    async def flow(client: SegmindClient) -> None:
+        spec = load_spec("sd1.5-scifi")
+        await client.status(spec, Submitted("nope", "http://sim/v2/requests/nope/status", "http://sim/v2/requests/nope"))
+
+    with pytest.raises(Ambiguous, match="unknown or expired"):
+        with_client(flow)
+
+
+def test_a_refused_connection_is_retryable_because_nothing_left() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def go() -> None:
+        client = SegmindClient(f"http://127.0.0.1:{port}", "k")
+        try:
+            await client.send(load_spec("sd1.5-scifi"), b"{}")
+        finally:
+            await client.aclose()
+
+    with pytest.raises(Retryable, match="could not connect"):
+        asyncio.run(go())
+
+
+def test_retry_after_in_seconds_as_a_date_or_as_segminds_reset_header() -> None:
+    def response(**headers: str) -> httpx.Response:
+        return httpx.Response(429, headers=headers)
+
+    assert _retry_after(response(**{"retry-after": "3"})) == 3.0
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    assert 25 < (_retry_after(response(**{"retry-after": email.utils.format_datetime(later, usegmt=True)})) or 0) <= 30
+    reset = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=10)).isoformat()
+    assert 5 < (_retry_after(response(**{"x-rate-limit-reset-at-utc": reset})) or 0) <= 10
+    assert _retry_after(response()) is None
+
+
