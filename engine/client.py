@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import email.utils
 import functools
+import itertools
 import json
 import mimetypes
 from collections.abc import Mapping
@@ -32,12 +33,15 @@ __all__ = [
     "Finished",
     "JobFailed",
     "Output",
+    "Polled",
     "Retryable",
     "SegmindClient",
     "Submitted",
 ]
 
 _ABORT = {401, 403, 404, 406}
+# Connections per httpx client (see SegmindClient.__post_init__).
+_SHARD = 8
 _RETRY = {429, 500, 502, 503, 504}
 _EXTENSIONS = {
     "image/jpeg": ".jpg",
@@ -106,6 +110,16 @@ class Finished:
     inference_s: float | None = None
 
 
+@dataclass(frozen=True)
+class Polled:
+    """One status poll's answer: the state, its body, and what the headers said about money."""
+
+    state: str
+    body: Mapping[str, Any]
+    credits: float | None = None
+    charged: float | None = None
+
+
 @dataclass
 class _Meta:
     credits: float | None = None
@@ -120,22 +134,35 @@ class SegmindClient:
     api_key: str
     transport: httpx.AsyncBaseTransport | None = None
     max_connections: int = 64
-    _http: httpx.AsyncClient = field(init=False)
+    _pool: list[httpx.AsyncClient] = field(init=False)
 
     def __post_init__(self) -> None:
-        limits = httpx.Limits(
-            max_connections=self.max_connections, max_keepalive_connections=self.max_connections
-        )
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url.rstrip("/"),
-            transport=self.transport,
-            limits=limits,
-            timeout=httpx.Timeout(30.0, connect=10.0),
-            headers={"user-agent": "render-engine"},
-        )
+        # httpcore rescans its whole pool on every request (encode/httpx#3215): past a few dozen
+        # connections that scan is most of the client's time. Several small pools avoid it.
+        shards = 1 if self.transport is not None else max(1, -(-self.max_connections // _SHARD))
+        size = -(-self.max_connections // shards)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        tls = httpx.create_ssl_context()  # one context for all: loading the CA bundle takes 30 ms
+        self._pool = [
+            httpx.AsyncClient(
+                base_url=self.base_url.rstrip("/"),
+                transport=self.transport,
+                verify=tls,
+                limits=limits,
+                timeout=httpx.Timeout(30.0, connect=10.0),
+                headers={"user-agent": "render-engine"},
+            )
+            for _ in range(shards)
+        ]
+        self._turn = itertools.cycle(self._pool)
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        return next(self._turn)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for http in self._pool:
+            await http.aclose()
 
     def _auth(self, spec: Spec) -> dict[str, str]:
         if spec.auth == "bearer":
@@ -195,22 +222,25 @@ class SegmindClient:
             )
         return Submitted(request_id, status_url, result_url)
 
-    async def status(self, spec: Spec, submitted: Submitted) -> tuple[str, Mapping[str, Any]]:
-        """The job's state (QUEUED, PROCESSING, COMPLETED) and the body that said so."""
-        response = await self._get(spec, submitted.status_url)
+    async def status(self, spec: Spec, submitted: Submitted) -> Polled:
+        """The job's state (QUEUED, PROCESSING, COMPLETED) and the answer that said so."""
+        response, meta = await self._get(spec, submitted.status_url)
         data = _json(response)
         state = str(data.get("status", "")).upper()
         if state == "FAILED":
             raise JobFailed(str(data.get("error") or "the job FAILED"), status=response.status_code)
-        return state, data
+        return Polled(state, data, meta.credits, meta.charged)
 
     async def result(
-        self, spec: Spec, submitted: Submitted, body: Mapping[str, Any] | None = None
+        self, spec: Spec, submitted: Submitted, polled: Polled | None = None
     ) -> Finished:
-        """The outputs of a COMPLETED job (a workflow's poll body carries them already)."""
-        if body is None or spec.protocol != "workflow":
-            response = await self._get(spec, submitted.result_url)
+        """The outputs of a COMPLETED job (a workflow's poll answer carries them already)."""
+        if polled is None or spec.protocol != "workflow":
+            response, meta = await self._get(spec, submitted.result_url)
             body = _json(response)
+            credits, charged = meta.credits, meta.charged
+        else:
+            body, credits, charged = polled.body, polled.credits, polled.charged
         if str(body.get("status", "")).upper() == "FAILED":
             raise JobFailed(str(body.get("error") or "the job FAILED"))
         output = body.get("output")
@@ -220,11 +250,17 @@ class SegmindClient:
             except ValueError as exc:
                 raise JobFailed(f"the workflow's output is not JSON: {output[:80]}") from exc
         outputs = await self._collect(output)
-        metrics = body.get("metrics")
-        inference = metrics.get("inference_time") if isinstance(metrics, Mapping) else None
+        found = body.get("metrics")
+        metrics: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+        inference = metrics.get("inference_time")
+        cost = metrics.get("cost")  # reported by some answers (SEGMIND.md): read when present
+        if charged is None and isinstance(cost, int | float) and not isinstance(cost, bool):
+            charged = float(cost)
         return Finished(
             tuple(outputs),
             request_id=submitted.request_id,
+            credits=credits,
+            charged_usd=charged,
             inference_s=float(inference) if isinstance(inference, int | float) else None,
         )
 
@@ -236,7 +272,7 @@ class SegmindClient:
         _check(response)
         return Output(response.content, _extension(response, url))
 
-    async def _get(self, spec: Spec, url: str) -> httpx.Response:
+    async def _get(self, spec: Spec, url: str) -> tuple[httpx.Response, _Meta]:
         try:
             response = await self._http.get(url, headers=self._auth(spec))
         except httpx.TransportError as exc:
@@ -249,8 +285,7 @@ class SegmindClient:
             raise Ambiguous(
                 "the request is unknown or expired (404): it may have been billed", status=404
             )
-        _check(response)
-        return response
+        return response, _check(response)
 
     async def _outputs_of(self, response: httpx.Response) -> list[Output]:
         content_type = response.headers.get("content-type", "").split(";")[0].strip()

@@ -223,14 +223,14 @@ class Ledger:
         return [dict(zip(names, row, strict=True)) for row in cursor]
 
     def spend(self) -> list[Spend]:
-        """Money by day (UTC), recipe and model: billed, and unknown (sent, never answered)."""
+        """Money by day (UTC), recipe and model: billed, and unknown (sent, not answered yet, or never)."""
         rows = self.db.execute(
             """
-            SELECT substr(jobs.finished_at, 1, 10), runs.recipe, jobs.model, jobs.backend, COUNT(*),
+            SELECT substr(COALESCE(jobs.finished_at, jobs.submitted_at), 1, 10), runs.recipe, jobs.model, jobs.backend, COUNT(*),
                    COALESCE(SUM(CASE WHEN jobs.status = 'succeeded' THEN jobs.cost_usd END), 0),
-                   COALESCE(SUM(CASE WHEN jobs.status = 'unknown' THEN jobs.reserved_usd END), 0)
+                   COALESCE(SUM(CASE WHEN jobs.status != 'succeeded' THEN jobs.reserved_usd END), 0)
             FROM jobs JOIN runs ON runs.id = jobs.run_id
-            WHERE jobs.status IN ('succeeded', 'unknown')
+            WHERE jobs.status IN ('succeeded', 'unknown', 'sending', 'submitted')
             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
             """
         ).fetchall()

@@ -30,7 +30,11 @@ class OutputStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.manifest = root / MANIFEST
         # A kill mid-append leaves a line without its newline: end it before adding the next.
-        self._cut_line = self.manifest.exists() and not self.manifest.read_bytes().endswith(b"\n") and self.manifest.stat().st_size > 0
+        self._cut_line = (
+            self.manifest.exists()
+            and not self.manifest.read_bytes().endswith(b"\n")
+            and self.manifest.stat().st_size > 0
+        )
 
     def paths_for(self, planned: str, extensions: Sequence[str]) -> list[str]:
         """The plan's path for the first output, ``-2``, ``-3``… beside it for more (``samples``);
@@ -58,6 +62,12 @@ class OutputStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return hashlib.sha256(data).hexdigest()
+
+    def place(self, source: str, target: str) -> str:
+        """A file an earlier job wrote, under this job's path (copied if the path differs); its hash."""
+        if source == target:
+            return file_sha256(self.root / source) or ""
+        return self.write(target, (self.root / source).read_bytes())
 
     def intact(self, paths: Sequence[str], hashes: Sequence[str]) -> bool:
         """Whether every file a job wrote is still there, byte for byte."""

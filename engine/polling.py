@@ -40,11 +40,17 @@ class LatencyModel:
 
     def delays(self) -> Iterator[float]:
         """Seconds to wait before each status poll of a job submitted now."""
+        if self.observed_s is None and not self.guess_s:
+            # No figure at all (sd1.5-scifi's page says ~0.00 s): double the wait from a short probe,
+            # so a job of T seconds is seen done by 2T, in about log2(T / 0.25) polls.
+            wait = _FIRST_PROBE_S
+            while True:
+                yield wait
+                wait = min(wait * 2, 30.0)
         expected = self.expected_s
-        learned = self.observed_s is not None
         elapsed = 0.0
-        if not learned and expected > 4 * _FIRST_PROBE_S:
-            # Nothing observed yet: the page's figure may be far off (a simulator answers in 0.1 s).
+        if self.observed_s is None and expected > 4 * _FIRST_PROBE_S:
+            # Only the page's figure so far: it may be far off (a simulator answers in 0.1 s).
             yield _FIRST_PROBE_S
             elapsed = _FIRST_PROBE_S
         first = max(0.0, 0.85 * expected - elapsed)

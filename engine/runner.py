@@ -15,6 +15,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -121,6 +122,10 @@ def payload_sha256(job: Job, digests: dict[Path, str] | None = None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class _Stopped(Exception):
+    """The run was aborted before this job's request could go out."""
+
+
 @dataclass
 class _State:
     stop: str | None = None
@@ -156,6 +161,7 @@ class Runner:
         self.latency = LatencyModel(self.spec.latency_s)
         self.state = _State()
         self._digests: dict[Path, str] = {}
+        self._manifest = ThreadPoolExecutor(max_workers=1, thread_name_prefix="manifest")
         self._twins: dict[str, asyncio.Future[Result]] = {}
 
     async def run(self) -> RunSummary:
@@ -179,6 +185,7 @@ class Runner:
             interrupted = True
             raise
         finally:
+            self._manifest.shutdown(wait=True)
             status = "interrupted" if interrupted else "aborted" if self.state.stop else "done"
             self.ledger.finish_run(self.run_id, status)
             self.summary = RunSummary(
@@ -232,8 +239,21 @@ class Runner:
     async def _copy_of(self, job: Job, original: Result) -> Result:
         """A job whose payload another job of this run sent: same pictures, not paid twice."""
         if original.status not in {"succeeded", "skipped"}:
-            return original.model_copy(update={"job": job.id, "cost_usd": 0.0})
-        return self._reuse(job, original.outputs, note="same payload as another job of this run")
+            result = original.model_copy(update={"job": job.id, "cost_usd": 0.0, "outputs": ()})
+            if result.status in {"failed", "unknown"}:
+                status = FAILED if result.status == "failed" else UNKNOWN
+                digest = payload_sha256(job, self._digests)
+                self._record(job, digest, status, 0.0)
+                self.ledger.finish_job(
+                    self.run_id,
+                    job.id,
+                    status,
+                    error=f"same payload as another job of this run: {result.error}",
+                )
+            return self._ended(job, result)
+        return await self._reuse(
+            job, original.outputs, note="same payload as another job of this run"
+        )
 
     async def _first(self, job: Job, digest: str) -> Result:
         record = self.ledger.latest(
@@ -241,10 +261,12 @@ class Runner:
         )
         price = (job.cost_usd or 0.0) if self.options.charge else 0.0
         if record is not None and not self.options.force:
-            if record.status in {SUCCEEDED, SKIPPED} and self.store.intact(
-                record.output_paths, record.output_sha256
+            if record.status in {SUCCEEDED, SKIPPED} and await asyncio.to_thread(
+                self.store.intact, record.output_paths, record.output_sha256
             ):
-                return self._reuse(job, record.output_paths, note=f"done by run {record.run_id}")
+                return await self._reuse(
+                    job, record.output_paths, note=f"done by run {record.run_id}"
+                )
             if (
                 record.status == SUBMITTED
                 and record.request_id
@@ -307,8 +329,17 @@ class Runner:
                 with attempt:
                     attempts += 1
                     await self.limiter.wait()
+                    if self.state.stop:
+                        # An abort came while this job waited to (re)try: it must not go out now.
+                        raise _Stopped(self.state.stop)
                     sent = True
                     answer = await self.client.send(self.spec, body)
+        except _Stopped as stopped:
+            self.budget.release(price)
+            self.ledger.finish_job(self.run_id, job.id, FAILED, error=f"not sent: {stopped}")
+            return self._ended(
+                job, Result(job=job.id, status="not-sent", error=f"not sent: {stopped}")
+            )
         except (JobFailed, Abort, Retryable) as exc:
             self.budget.release(price)
             return self._failed(job, exc, attempts, started)
@@ -320,12 +351,14 @@ class Runner:
             else:
                 self.budget.release(price)
             raise
-        self.ledger.update(self.run_id, job.id, attempts=attempts)
         if isinstance(answer, Finished):
-            return self._succeeded(job, price, answer, started, polls=0)
+            self.ledger.update(self.run_id, job.id, attempts=attempts)
+            return await self._succeeded(job, price, answer, started, polls=0)
+        # The request id is on disk the moment it returns: a kill now means "poll it", not "pay again".
         self.ledger.update(
             self.run_id,
             job.id,
+            attempts=attempts,
             status=SUBMITTED,
             request_id=answer.request_id,
             poll_url=answer.status_url,
@@ -345,15 +378,16 @@ class Runner:
                 await asyncio.sleep(delay)
                 waited += delay
                 polls += 1
-                state, body = await self._patiently(
+                polled = await self._patiently(
                     functools.partial(self.client.status, self.spec, submitted)
                 )
+                state = polled.state
                 if state == "COMPLETED":
                     finished = await self._patiently(
-                        functools.partial(self.client.result, self.spec, submitted, body)
+                        functools.partial(self.client.result, self.spec, submitted, polled)
                     )
                     self.latency.observe(finished.inference_s or (time.monotonic() - started))
-                    return self._succeeded(job, price, finished, started, polls=polls)
+                    return await self._succeeded(job, price, finished, started, polls=polls)
                 if waited > self.options.max_poll_s:
                     raise Ambiguous(
                         f"still {state} after {waited:.0f} s; request {submitted.request_id} is kept for the next run"
@@ -361,6 +395,10 @@ class Runner:
         except JobFailed as exc:
             self.budget.release(price)
             return self._failed(job, exc, 1, started, polls=polls)
+        except asyncio.CancelledError:
+            # Interrupted while queued: Segmind will still bill it; the next run collects it.
+            self.budget.mark_unknown(price)
+            raise
         except (Ambiguous, Retryable, Abort) as exc:
             return self._unknown(job, price, exc, started, keep_submitted=True, polls=polls)
         raise AssertionError("unreachable: the polling schedule never ends")
@@ -391,12 +429,13 @@ class Runner:
             reraise=True,
         )
 
-    def _succeeded(
+    async def _succeeded(
         self, job: Job, price: float, finished: Finished, started: float, *, polls: int
     ) -> Result:
         paths = self.store.paths_for(job.output, [output.extension for output in finished.outputs])
+        # Files are written (and synced) off the event loop; the ledger says "succeeded" only after.
         hashes = [
-            self.store.write(path, output.data)
+            await asyncio.to_thread(self.store.write, path, output.data)
             for path, output in zip(paths, finished.outputs, strict=True)
         ]
         cost = finished.charged_usd if finished.charged_usd is not None else price
@@ -420,15 +459,13 @@ class Runner:
             ),
         )
 
-    def _reuse(self, job: Job, paths: tuple[str, ...], *, note: str) -> Result:
+    async def _reuse(self, job: Job, paths: tuple[str, ...], *, note: str) -> Result:
         """Skip a job whose pictures exist; copy them under this job's own path if it differs."""
         targets = self.store.paths_for(job.output, [Path(p).suffix or ".bin" for p in paths])
-        hashes = []
-        for source, target in zip(paths, targets, strict=True):
-            if source != target:
-                hashes.append(self.store.write(target, (self.store.root / source).read_bytes()))
-            else:
-                hashes.append(file_sha256(self.store.root / source) or "")
+        hashes = [
+            await asyncio.to_thread(self.store.place, source, target)
+            for source, target in zip(paths, targets, strict=True)
+        ]
         self.ledger.job(
             self.run_id,
             job.id,
@@ -503,7 +540,9 @@ class Runner:
         )
 
     def _ended(self, job: Job, result: Result) -> Result:
-        self.store.record(
+        # One writer thread keeps the manifest's lines in order without blocking the event loop.
+        self._manifest.submit(
+            self.store.record,
             {
                 "run": self.run_id,
                 "job": job.id,
@@ -514,6 +553,6 @@ class Runner:
                 "values": job.values,
                 "error": result.error,
                 "seconds": round(result.seconds, 3),
-            }
+            },
         )
         return result

@@ -40,11 +40,15 @@ def test_no_cap_reserves_anything() -> None:
 @settings(max_examples=200)
 @given(
     cap=st.floats(0.01, 10),
-    steps=st.lists(st.tuples(st.floats(0, 2), st.sampled_from(["spend", "release", "unknown"])), max_size=60),
+    steps=st.lists(
+        st.tuples(st.floats(0, 2), st.sampled_from(["spend", "release", "unknown"])), max_size=60
+    ),
 )
 def test_committed_never_exceeds_the_cap(cap: float, steps: list[tuple[float, str]]) -> None:
     budget = Budget(cap)
     for price, outcome in steps:
         if budget.reserve(price):
-            {"spend": budget.spend, "release": budget.release, "unknown": budget.mark_unknown}[outcome](price)
+            {"spend": budget.spend, "release": budget.release, "unknown": budget.mark_unknown}[
+                outcome
+            ](price)
         assert budget.committed_usd <= cap + 1e-6

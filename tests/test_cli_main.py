@@ -30,7 +30,13 @@ RECIPE = """\
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    write_tree(tmp_path, {"r.yaml": RECIPE, "images/sofa.png": (ROOT / "recipes" / "images" / "sofa.png").read_bytes()})
+    write_tree(
+        tmp_path,
+        {
+            "r.yaml": RECIPE,
+            "images/sofa.png": (ROOT / "recipes" / "images" / "sofa.png").read_bytes(),
+        },
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
     monkeypatch.delenv("RENDER_HOME", raising=False)
@@ -48,10 +54,20 @@ def test_without_a_key_it_renders_free_previews_with_a_notice(project: Path) -> 
     assert err.startswith("note: SEGMIND_API_KEY is not set: rendering free local previews")
     assert "[2/2] " in err  # a plain line per job off a terminal
     assert out.startswith("r: 2 succeeded; $0 spent (local preview); ")
-    assert sorted(p.name for p in (project / "renders" / "r" / "sofa").iterdir()) == ["16x9.jpg", "1x1.jpg"]
-    manifest = [json.loads(line) for line in (project / "renders" / "r" / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(p.name for p in (project / "renders" / "r" / "sofa").iterdir()) == [
+        "16x9.jpg",
+        "1x1.jpg",
+    ]
+    manifest = [
+        json.loads(line)
+        for line in (project / "renders" / "r" / "manifest.jsonl").read_text().splitlines()
+    ]
     assert [entry["status"] for entry in manifest] == ["succeeded", "succeeded"]
-    rows = sqlite3.connect(project / ".render" / "ledger.sqlite").execute("SELECT status, backend FROM jobs").fetchall()
+    rows = (
+        sqlite3.connect(project / ".render" / "ledger.sqlite")
+        .execute("SELECT status, backend FROM jobs")
+        .fetchall()
+    )
     assert rows == [("succeeded", "preview"), ("succeeded", "preview")]
 
 
@@ -64,7 +80,9 @@ def test_a_second_run_skips_what_is_done_and_force_renders_again(project: Path) 
     assert out.startswith("r: 2 succeeded; ")
     (project / "renders" / "r" / "sofa" / "1x1.jpg").write_bytes(b"damaged")
     code, out, _ = run("r.yaml")
-    assert out.startswith("r: 1 succeeded, 1 skipped (already rendered); ")  # a damaged output is redone
+    assert out.startswith(
+        "r: 1 succeeded, 1 skipped (already rendered); "
+    )  # a damaged output is redone
 
 
 def test_out_and_render_home_move_the_outputs_and_the_ledger(project: Path) -> None:
@@ -78,11 +96,23 @@ def test_out_and_render_home_move_the_outputs_and_the_ledger(project: Path) -> N
 @pytest.mark.parametrize(
     ("args", "env", "code", "message"),
     [
-        (("--backend", "segmind"), {}, 2, "Error: --backend segmind needs SEGMIND_API_KEY in the environment"),
-        (("--budget", "0.5"), {"SEGMIND_API_KEY": "sk-test"}, 3, "error: r.yaml: the plan costs $0.678, more than its $0.50 budget: raise the budget, or narrow the run with --only or --limit"),
+        (
+            ("--backend", "segmind"),
+            {},
+            2,
+            "Error: --backend segmind needs SEGMIND_API_KEY in the environment",
+        ),
+        (
+            ("--budget", "0.5"),
+            {"SEGMIND_API_KEY": "sk-test"},
+            3,
+            "error: r.yaml: the plan costs $0.678, more than its $0.50 budget: raise the budget, or narrow the run with --only or --limit",
+        ),
     ],
 )
-def test_money_gates_before_anything_is_sent(project: Path, args: tuple[str, ...], env: dict[str, str], code: int, message: str) -> None:
+def test_money_gates_before_anything_is_sent(
+    project: Path, args: tuple[str, ...], env: dict[str, str], code: int, message: str
+) -> None:
     got, _, err = run("r.yaml", *args, SEGMIND_BASE_URL="http://127.0.0.1:9", **env)
     assert got == code
     assert message in err
@@ -90,19 +120,42 @@ def test_money_gates_before_anything_is_sent(project: Path, args: tuple[str, ...
 
 
 def test_no_budget_and_an_unpriced_model_are_refused_for_segmind(project: Path) -> None:
-    write_tree(project, {"nobudget.yaml": RECIPE.replace("    budget_usd: 2\n", ""), "unpriced.yaml": "model: sd1.5-scifi\nbudget_usd: 1\nmatrix: {n: [1]}\nparams: {prompt: a city}\n"})
+    write_tree(
+        project,
+        {
+            "nobudget.yaml": RECIPE.replace("    budget_usd: 2\n", ""),
+            "unpriced.yaml": "model: sd1.5-scifi\nbudget_usd: 1\nmatrix: {n: [1]}\nparams: {prompt: a city}\n",
+        },
+    )
     env = {"SEGMIND_API_KEY": "sk-test", "SEGMIND_BASE_URL": "http://127.0.0.1:9"}
     code, _, err = run("nobudget.yaml", **env)
-    assert (code, err) == (2, "error: nobudget.yaml: no budget: set `budget_usd` in the recipe or pass --budget (the plan costs $0.678)\n")
+    assert (code, err) == (
+        2,
+        "error: nobudget.yaml: no budget: set `budget_usd` in the recipe or pass --budget (the plan costs $0.678)\n",
+    )
     code, _, err = run("unpriced.yaml", **env)
-    assert (code, err) == (2, "error: unpriced.yaml: sd1.5-scifi has no price: set `price_usd` in the recipe (or use --backend preview) to run it\n")
+    assert (code, err) == (
+        2,
+        "error: unpriced.yaml: sd1.5-scifi has no price: set `price_usd` in the recipe (or use --backend preview) to run it\n",
+    )
 
 
 def test_above_five_dollars_without_a_terminal_needs_yes(project: Path) -> None:
-    write_tree(project, {"big.yaml": RECIPE.replace("budget_usd: 2", "budget_usd: 50").replace('["1:1 (Perfect Square)", "16:9 (Panorama)"]', '["1:1 (Perfect Square)", "16:9 (Panorama)", "4:5 (Artistic Frame)", "2:3 (Classic Portrait)", "3:4 (Golden Ratio)", "3:5 (Elegant Vertical)", "5:7 (Balanced Portrait)", "5:8 (Tall Portrait)", "7:9 (Modern Portrait)", "9:16 (Slim Vertical)", "9:19 (Tall Slim)", "9:21 (Ultra Tall)", "9:32 (Skyline)", "3:2 (Golden Landscape)", "4:3 (Classic Landscape)", "5:3 (Wide Horizon)"]')})
+    write_tree(
+        project,
+        {
+            "big.yaml": RECIPE.replace("budget_usd: 2", "budget_usd: 50").replace(
+                '["1:1 (Perfect Square)", "16:9 (Panorama)"]',
+                '["1:1 (Perfect Square)", "16:9 (Panorama)", "4:5 (Artistic Frame)", "2:3 (Classic Portrait)", "3:4 (Golden Ratio)", "3:5 (Elegant Vertical)", "5:7 (Balanced Portrait)", "5:8 (Tall Portrait)", "7:9 (Modern Portrait)", "9:16 (Slim Vertical)", "9:19 (Tall Slim)", "9:21 (Ultra Tall)", "9:32 (Skyline)", "3:2 (Golden Landscape)", "4:3 (Classic Landscape)", "5:3 (Wide Horizon)"]',
+            )
+        },
+    )
     code, _, err = run("big.yaml", SEGMIND_API_KEY="sk-test", SEGMIND_BASE_URL="http://127.0.0.1:9")
     assert code == 2
-    assert err == "error: big.yaml: the run costs $5.424 (over $5.00): pass --yes to run it without a terminal to confirm on\n"
+    assert (
+        err
+        == "error: big.yaml: the run costs $5.424 (over $5.00): pass --yes to run it without a terminal to confirm on\n"
+    )
 
 
 def test_a_plan_with_errors_runs_nothing(project: Path) -> None:
@@ -118,7 +171,13 @@ def test_ledger_command_shows_the_spend(project: Path) -> None:
     code, out, _ = run("ledger", "--json")
     assert code == 0
     (row,) = json.loads(out)
-    assert (row["recipe"], row["model"], row["backend"], row["jobs"], row["spent_usd"]) == ("r", "scenecraft", "preview", 2, 0.0)
+    assert (row["recipe"], row["model"], row["backend"], row["jobs"], row["spent_usd"]) == (
+        "r",
+        "scenecraft",
+        "preview",
+        2,
+        0.0,
+    )
     code, out, _ = run("ledger")
     assert "total spent on Segmind: $0.00" in out
 

@@ -9,13 +9,21 @@ import email.utils
 import json
 import socket
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 
-from engine.client import Abort, Ambiguous, Finished, JobFailed, Retryable, SegmindClient, Submitted, _retry_after
+from engine.client import (
+    Abort,
+    Ambiguous,
+    Finished,
+    JobFailed,
+    Retryable,
+    SegmindClient,
+    Submitted,
+    _retry_after,
+)
 from engine.localimage import LocalImage
 from engine.simulator import SimulatorConfig, all_specs, create_app, parse_faults
 from engine.specs import load_spec
@@ -29,7 +37,9 @@ def with_client(call: Callable[[SegmindClient], Awaitable[T]], **config: Any) ->
     app = create_app(SimulatorConfig(specs=all_specs(), **config))
 
     async def go() -> T:
-        client = SegmindClient("http://sim", config.pop("_key", "sk-test"), transport=httpx.ASGITransport(app=app))
+        client = SegmindClient(
+            "http://sim", config.pop("_key", "sk-test"), transport=httpx.ASGITransport(app=app)
+        )
         try:
             return await call(client)
         finally:
@@ -38,7 +48,9 @@ def with_client(call: Callable[[SegmindClient], Awaitable[T]], **config: Any) ->
     return asyncio.run(go())
 
 
-async def submit(client: SegmindClient, spec_id: str, payload: dict[str, Any]) -> Finished | Submitted:
+async def submit(
+    client: SegmindClient, spec_id: str, payload: dict[str, Any]
+) -> Finished | Submitted:
     spec = load_spec(spec_id)
     return await client.send(spec, await client.body(spec, payload))
 
@@ -55,10 +67,12 @@ def test_local_images_are_base64_encoded_when_the_body_is_built() -> None:
 def test_v2_submit_then_status_then_result_downloads_the_image() -> None:
     async def flow(client: SegmindClient) -> tuple[str, Finished]:
         spec = load_spec("scenecraft")
-        submitted = await submit(client, "scenecraft", {"image": LocalImage(SOFA), "prompt": "p", "image_format": "png"})
+        submitted = await submit(
+            client, "scenecraft", {"image": LocalImage(SOFA), "prompt": "p", "image_format": "png"}
+        )
         assert isinstance(submitted, Submitted)
-        state, body = await client.status(spec, submitted)
-        return state, await client.result(spec, submitted, body)
+        polled = await client.status(spec, submitted)
+        return polled.state, await client.result(spec, submitted, polled)
 
     state, finished = with_client(flow)
     assert state == "COMPLETED"
@@ -71,9 +85,9 @@ def test_a_workflows_json_string_output_is_parsed_and_fetched() -> None:
         spec = load_spec("consistent-character")
         submitted = await submit(client, "consistent-character", {"Prompt": "sitting"})
         assert isinstance(submitted, Submitted)
-        state, body = await client.status(spec, submitted)
-        assert state == "COMPLETED"
-        return await client.result(spec, submitted, body)
+        polled = await client.status(spec, submitted)
+        assert polled.state == "COMPLETED"
+        return await client.result(spec, submitted, polled)
 
     finished = with_client(flow)
     assert len(finished.outputs) == 1
@@ -90,7 +104,9 @@ def test_a_workflows_json_string_output_is_parsed_and_fetched() -> None:
         ({"faults": parse_faults("502=1")}, {"prompt": "p"}, Retryable, 502),
     ],
 )
-def test_answers_are_sorted_by_who_pays(config: dict[str, Any], payload: dict[str, Any], problem: type[Exception], status: int) -> None:
+def test_answers_are_sorted_by_who_pays(
+    config: dict[str, Any], payload: dict[str, Any], problem: type[Exception], status: int
+) -> None:
     with pytest.raises(problem) as caught:
         with_client(lambda client: submit(client, "sd1.5-scifi", payload), **config)
     assert getattr(caught.value, "status", None) == status
@@ -112,7 +128,10 @@ def test_a_failed_job_is_a_job_failure() -> None:
 def test_an_unknown_request_is_ambiguous() -> None:
     async def flow(client: SegmindClient) -> None:
         spec = load_spec("sd1.5-scifi")
-        await client.status(spec, Submitted("nope", "http://sim/v2/requests/nope/status", "http://sim/v2/requests/nope"))
+        await client.status(
+            spec,
+            Submitted("nope", "http://sim/v2/requests/nope/status", "http://sim/v2/requests/nope"),
+        )
 
     with pytest.raises(Ambiguous, match="unknown or expired"):
         with_client(flow)
@@ -140,9 +159,16 @@ def test_retry_after_in_seconds_as_a_date_or_as_segminds_reset_header() -> None:
 
     assert _retry_after(response(**{"retry-after": "3"})) == 3.0
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
-    assert 25 < (_retry_after(response(**{"retry-after": email.utils.format_datetime(later, usegmt=True)})) or 0) <= 30
+    assert (
+        25
+        < (
+            _retry_after(
+                response(**{"retry-after": email.utils.format_datetime(later, usegmt=True)})
+            )
+            or 0
+        )
+        <= 30
+    )
     reset = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=10)).isoformat()
     assert 5 < (_retry_after(response(**{"x-rate-limit-reset-at-utc": reset})) or 0) <= 10
     assert _retry_after(response()) is None
-
-

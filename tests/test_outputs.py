@@ -19,7 +19,11 @@ def test_paths_follow_the_plan_and_the_bytes(tmp_path: Path) -> None:
     store = OutputStore(tmp_path)
     assert store.paths_for("a/b.jpg", [".jpg"]) == ["a/b.jpg"]
     assert store.paths_for("a/b.jpg", [".png"]) == ["a/b.png"]  # the bytes say PNG
-    assert store.paths_for("a/b.png", [".png", ".png", ".png"]) == ["a/b.png", "a/b-2.png", "a/b-3.png"]
+    assert store.paths_for("a/b.png", [".png", ".png", ".png"]) == [
+        "a/b.png",
+        "a/b-2.png",
+        "a/b-3.png",
+    ]
     assert store.paths_for("a/b.png", [".bin"]) == ["a/b.png"]
 
 

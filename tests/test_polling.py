@@ -55,3 +55,10 @@ def test_the_model_follows_what_it_observes() -> None:
     assert model.expected_s == pytest.approx(2.0, rel=0.01)
     model.observe(0)  # a preview "took no time": still never a busy loop
     assert model.expected_s > 0
+
+
+@pytest.mark.parametrize("latency", [0.1, 1.0, 7.5, 40.0])
+def test_with_no_figure_at_all_waits_double_until_done(latency: float) -> None:
+    polls, seen = notice(LatencyModel(guess_s=None), latency)
+    assert seen <= 2 * latency + 0.25
+    assert polls <= 10

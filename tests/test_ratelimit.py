@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from engine.ratelimit import RateLimiter
@@ -21,7 +22,7 @@ def test_starts_are_spaced_by_sixty_over_rpm() -> None:
         return moments
 
     moments = sorted(asyncio.run(starts()))
-    gaps = [b - a for a, b in zip(moments, moments[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(moments)]
     assert all(gap >= 0.045 for gap in gaps)
 
 
