@@ -175,11 +175,27 @@ class Ledger:
         payload_sha256: str,
         status: str,
         reserved_usd: float | None,
+        **fields: Any,
     ) -> None:
+        """Write a job's row in one statement, with any other fields (a request id) in it: a kill
+        between two writes must never leave "submitted" without the request to poll."""
+        columns = [
+            "run_id",
+            "job_id",
+            "model",
+            "backend",
+            "payload_sha256",
+            "status",
+            "reserved_usd",
+            "submitted_at",
+        ]
+        values = [run_id, job_id, model, backend, payload_sha256, status, reserved_usd, _now()]
+        for name, value in fields.items():
+            columns.append(name)
+            values.append(",".join(value) if isinstance(value, tuple | list) else value)
+        marks = ", ".join("?" for _ in columns)
         self.db.execute(
-            "INSERT OR REPLACE INTO jobs (run_id, job_id, model, backend, payload_sha256, status, reserved_usd, submitted_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, job_id, model, backend, payload_sha256, status, reserved_usd, _now()),
+            f"INSERT OR REPLACE INTO jobs ({', '.join(columns)}) VALUES ({marks})", values
         )
 
     def update(self, run_id: str, job_id: str, **fields: Any) -> None:
@@ -204,6 +220,9 @@ class Ledger:
         ).fetchone()
         if row is None:
             return None
+        if row[2] == SUBMITTED and not (row[3] and row[4] and row[5]):
+            # Submitted without its request on record cannot be polled: it is as unknown as "sending".
+            row = (row[0], row[1], UNKNOWN, *row[3:])
         return JobRecord(
             row[0], row[1], row[2], row[3], row[4], row[5],
             tuple(filter(None, (row[6] or "").split(","))),

@@ -13,6 +13,10 @@ from typing import Any
 __all__ = ["OutputStore", "file_sha256"]
 
 MANIFEST = "manifest.jsonl"
+# Files are written through private temp files; the result should get the mode the user's umask
+# gives any new file, not the temp file's 0600. Read once, at import, before any thread starts.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def file_sha256(path: Path) -> str | None:
@@ -29,6 +33,9 @@ class OutputStore:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.manifest = root / MANIFEST
+        # A kill between writing a temp file and renaming it leaves the temp file: sweep them.
+        for stale in self.root.rglob(".*.part"):
+            stale.unlink(missing_ok=True)
         # A kill mid-append leaves a line without its newline: end it before adding the next.
         self._cut_line = (
             self.manifest.exists()
@@ -56,6 +63,7 @@ class OutputStore:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
+                os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
         except BaseException:

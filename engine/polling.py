@@ -1,22 +1,28 @@
 """When to poll a queued job: learn how long jobs really take, and look when they should be done.
 
 A spec's latency is a first guess (Segmind's page, or nothing); each completed job's server time
-(``metrics.inference_time``) or observed duration updates an average. A job is first polled early
-(cheap, and right when the guess is far too slow), then shortly before its expected end, then every
-few percent of it, backing off when it runs long. Target (DESIGN.md): completion noticed within 10%
-of a job's latency with about 8 polls at most.
+(``metrics.inference_time``) or observed duration updates an average, and wakes the jobs already
+waiting so they re-plan with what was learned. A job is polled shortly before its expected end, then
+every few percent of it, backing off when it runs long; with only the page's figure it first probes
+early (cheap, and right when the figure is far off); with no figure at all it doubles its waits.
+Target (DESIGN.md): completion noticed within 10% of a job's latency with about 8 polls at most.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["LatencyModel"]
 
 _FIRST_PROBE_S = 0.25
-_DEFAULT_GUESS_S = 10.0
 _WEIGHT = 0.3
+_EARLY = 0.85
+_STEP = 0.07
+_LATE = 1.3
+_MAX_WAIT_S = 30.0
 
 
 @dataclass
@@ -25,41 +31,54 @@ class LatencyModel:
 
     guess_s: float | None
     observed_s: float | None = None
+    _learned: asyncio.Event | None = field(default=None, repr=False)
 
     @property
-    def expected_s(self) -> float:
-        if self.observed_s is not None:
-            return self.observed_s
-        return self.guess_s if self.guess_s else _DEFAULT_GUESS_S
+    def expected_s(self) -> float | None:
+        return self.observed_s if self.observed_s is not None else (self.guess_s or None)
 
     def observe(self, seconds: float) -> None:
         # A job that took "0 s" (a preview) still takes a little: never poll in a busy loop.
         seconds = max(seconds, 0.01)
         previous = self.observed_s
         self.observed_s = seconds if previous is None else previous + _WEIGHT * (seconds - previous)
+        if self._learned is not None:
+            self._learned.set()
+            self._learned = None
+
+    def next_delay(self, elapsed: float, polls: int) -> float:
+        """Seconds from now to the next status poll of a job submitted ``elapsed`` seconds ago."""
+        expected = self.expected_s
+        if expected is None:
+            # No figure at all (sd1.5-scifi's page says ~0.00 s): a job of T seconds is seen by
+            # about 2T, in about log2(T / 0.25) polls.
+            return min(_FIRST_PROBE_S * float(2**polls), _MAX_WAIT_S)
+        if self.observed_s is None and polls == 0 and expected > 4 * _FIRST_PROBE_S:
+            # Only the page's figure so far: it may be far off (a simulator answers in 0.1 s).
+            return max(0.0, _FIRST_PROBE_S - elapsed)
+        if elapsed < _EARLY * expected:
+            return _EARLY * expected - elapsed
+        step = max(0.02, _STEP * expected)
+        if elapsed > _LATE * expected:
+            # Running long: back off in proportion to how long it has run.
+            step = max(step, (elapsed - _LATE * expected) * 0.5)
+        return min(step, max(_MAX_WAIT_S, expected))
+
+    async def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds``, or less if the model learns something first (then True)."""
+        if self._learned is None:
+            self._learned = asyncio.Event()
+        learned = self._learned
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(learned.wait(), timeout=seconds)
+            return True
+        return False
 
     def delays(self) -> Iterator[float]:
-        """Seconds to wait before each status poll of a job submitted now."""
-        if self.observed_s is None and not self.guess_s:
-            # No figure at all (sd1.5-scifi's page says ~0.00 s): double the wait from a short probe,
-            # so a job of T seconds is seen done by 2T, in about log2(T / 0.25) polls.
-            wait = _FIRST_PROBE_S
-            while True:
-                yield wait
-                wait = min(wait * 2, 30.0)
-        expected = self.expected_s
-        elapsed = 0.0
-        if self.observed_s is None and expected > 4 * _FIRST_PROBE_S:
-            # Only the page's figure so far: it may be far off (a simulator answers in 0.1 s).
-            yield _FIRST_PROBE_S
-            elapsed = _FIRST_PROBE_S
-        first = max(0.0, 0.85 * expected - elapsed)
-        yield first
-        elapsed += first
-        step = max(0.02, 0.07 * expected)
+        """The successive waits of one job, the model staying as it is now (for tests and reports)."""
+        elapsed, polls = 0.0, 0
         while True:
-            # Within 30% past the expected end, look every 7% of it; later, back off.
-            if elapsed > 1.3 * expected:
-                step = min(step * 1.5, max(30.0, expected))
-            yield step
-            elapsed += step
+            delay = self.next_delay(elapsed, polls)
+            yield delay
+            elapsed += delay
+            polls += 1

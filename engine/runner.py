@@ -313,9 +313,8 @@ class Runner:
             payload_sha256=digest,
             status=status,
             reserved_usd=price,
+            **fields,
         )
-        if fields:
-            self.ledger.update(self.run_id, job.id, **fields)
 
     async def _send(self, job: Job, digest: str, price: float) -> Result:
         started = time.monotonic()
@@ -372,26 +371,26 @@ class Runner:
         """Poll a queued job until it ends, at the moments the latency model expects it to."""
         del digest
         polls = 0
-        waited = 0.0
         try:
-            for delay in self.latency.delays():
-                await asyncio.sleep(delay)
-                waited += delay
+            while True:
+                elapsed = time.monotonic() - started
+                if elapsed > self.options.max_poll_s:
+                    raise Ambiguous(
+                        f"still running after {elapsed:.0f} s; request {submitted.request_id} is kept for the next run"
+                    )
+                delay = self.latency.next_delay(elapsed, polls)
+                if delay > 0 and await self.latency.sleep(delay):
+                    continue  # another job taught the model something: plan again
                 polls += 1
                 polled = await self._patiently(
                     functools.partial(self.client.status, self.spec, submitted)
                 )
-                state = polled.state
-                if state == "COMPLETED":
+                if polled.state == "COMPLETED":
                     finished = await self._patiently(
                         functools.partial(self.client.result, self.spec, submitted, polled)
                     )
                     self.latency.observe(finished.inference_s or (time.monotonic() - started))
                     return await self._succeeded(job, price, finished, started, polls=polls)
-                if waited > self.options.max_poll_s:
-                    raise Ambiguous(
-                        f"still {state} after {waited:.0f} s; request {submitted.request_id} is kept for the next run"
-                    )
         except JobFailed as exc:
             self.budget.release(price)
             return self._failed(job, exc, 1, started, polls=polls)
@@ -401,7 +400,6 @@ class Runner:
             raise
         except (Ambiguous, Retryable, Abort) as exc:
             return self._unknown(job, price, exc, started, keep_submitted=True, polls=polls)
-        raise AssertionError("unreachable: the polling schedule never ends")
 
     async def _patiently(self, call: Callable[[], Any]) -> Any:
         async for attempt in self._retrying():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -54,7 +55,23 @@ def test_the_model_follows_what_it_observes() -> None:
         model.observe(2.0)
     assert model.expected_s == pytest.approx(2.0, rel=0.01)
     model.observe(0)  # a preview "took no time": still never a busy loop
-    assert model.expected_s > 0
+    assert (model.expected_s or 0) > 0
+
+
+def test_waiting_jobs_wake_when_the_model_learns() -> None:
+    async def scenario() -> tuple[bool, bool, float]:
+        model = LatencyModel(guess_s=34)
+        sleeper = asyncio.create_task(model.sleep(30))
+        await asyncio.sleep(0.01)
+        model.observe(0.2)
+        woke = await sleeper
+        timed_out = await model.sleep(0.01)
+        return woke, timed_out, model.next_delay(0.05, 1)
+
+    woke, timed_out, delay = asyncio.run(scenario())
+    assert woke is True
+    assert timed_out is False
+    assert delay == pytest.approx(0.85 * 0.2 - 0.05)
 
 
 @pytest.mark.parametrize("latency", [0.1, 1.0, 7.5, 40.0])
