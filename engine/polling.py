@@ -23,6 +23,7 @@ _EARLY = 0.85
 _STEP = 0.07
 _LATE = 1.3
 _MAX_WAIT_S = 30.0
+_NEWS = 0.25
 
 
 @dataclass
@@ -40,9 +41,13 @@ class LatencyModel:
     def observe(self, seconds: float) -> None:
         # A job that took "0 s" (a preview) still takes a little: never poll in a busy loop.
         seconds = max(seconds, 0.01)
+        before = self.expected_s
         previous = self.observed_s
         self.observed_s = seconds if previous is None else previous + _WEIGHT * (seconds - previous)
-        if self._learned is not None:
+        # Wake the waiting jobs only for news: hundreds of completions a second would otherwise
+        # wake every waiting job hundreds of times a second.
+        news = before is None or previous is None or abs(self.observed_s - before) > _NEWS * before
+        if news and self._learned is not None:
             self._learned.set()
             self._learned = None
 

@@ -371,9 +371,11 @@ class Runner:
         """Poll a queued job until it ends, at the moments the latency model expects it to."""
         del digest
         polls = 0
+        # The job's clock starts when Segmind accepted it, not when it waited for a connection.
+        accepted = time.monotonic()
         try:
             while True:
-                elapsed = time.monotonic() - started
+                elapsed = time.monotonic() - accepted
                 if elapsed > self.options.max_poll_s:
                     raise Ambiguous(
                         f"still running after {elapsed:.0f} s; request {submitted.request_id} is kept for the next run"
@@ -389,7 +391,7 @@ class Runner:
                     finished = await self._patiently(
                         functools.partial(self.client.result, self.spec, submitted, polled)
                     )
-                    self.latency.observe(finished.inference_s or (time.monotonic() - started))
+                    self.latency.observe(finished.inference_s or (time.monotonic() - accepted))
                     return await self._succeeded(job, price, finished, started, polls=polls)
         except JobFailed as exc:
             self.budget.release(price)
