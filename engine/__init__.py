@@ -11,52 +11,84 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from engine.docimport import ImportResult, Note, generate_spec, import_page, import_text
     from engine.errors import (
+        BudgetError,
         InputError,
         Location,
         OverlayError,
         PayloadError,
+        RecipeError,
         RenderError,
         SpecError,
         SpecImportError,
         Violation,
         YamlError,
     )
+    from engine.executor import Backend, execute, preview_backend, segmind_backend
     from engine.localimage import LocalImage
+    from engine.plan import Job, Plan, PlanError, build_plan
+    from engine.recipe import Recipe, RecipeFile, load_recipe
+    from engine.runner import Result, RunOptions, RunSummary
+    from engine.simulator import SimulatorConfig, create_app
     from engine.specs import Param, Spec, available_specs, load_spec, load_spec_file
     from engine.validation import check_payload, payload_violations
 
 __all__ = [
+    "Backend",
+    "BudgetError",
     "ImportResult",
     "InputError",
+    "Job",
     "LocalImage",
     "Location",
     "Note",
     "OverlayError",
     "Param",
     "PayloadError",
+    "Plan",
+    "PlanError",
+    "Recipe",
+    "RecipeError",
+    "RecipeFile",
     "RenderError",
+    "Result",
+    "RunOptions",
+    "RunSummary",
+    "SimulatorConfig",
     "Spec",
     "SpecError",
     "SpecImportError",
     "Violation",
     "YamlError",
     "available_specs",
+    "build_plan",
     "check_payload",
+    "create_app",
+    "execute",
     "generate_spec",
     "import_page",
     "import_text",
+    "load_recipe",
     "load_spec",
     "load_spec_file",
     "payload_violations",
+    "preview_backend",
+    "segmind_backend",
 ]
 
 _HOMES = {
     "engine.docimport": ("ImportResult", "Note", "generate_spec", "import_page", "import_text"),
+    "engine.executor": ("Backend", "execute", "preview_backend", "segmind_backend"),
+    "engine.plan": ("Job", "Plan", "PlanError", "build_plan"),
+    "engine.recipe": ("Recipe", "RecipeFile", "load_recipe"),
+    "engine.runner": ("Result", "RunOptions", "RunSummary"),
+    "engine.simulator": ("SimulatorConfig", "create_app"),
     "engine.errors": (
+        "BudgetError",
         "InputError",
         "Location",
         "OverlayError",
         "PayloadError",
+        "RecipeError",
         "RenderError",
         "SpecError",
         "SpecImportError",

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from engine.docimport import Note
-    from engine.execute import Backend
+    from engine.executor import Backend
     from engine.plan import Plan
     from engine.progress import ProgressModel
     from engine.runner import Result, RunOptions
@@ -226,7 +226,7 @@ def run(
 def _backend(name: str | None) -> Backend:
     import os
 
-    from engine.execute import preview_backend, segmind_backend
+    from engine.executor import preview_backend, segmind_backend
 
     key = os.environ.get("SEGMIND_API_KEY", "").strip()
     if name == "preview" or (name is None and not key):
@@ -278,7 +278,7 @@ def _gate(plan: Plan, backend: str, *, yes: bool) -> None:
 
 
 def _render(plan: Plan, backend: Backend, options: RunOptions, *, out: Path | None) -> int:
-    from engine.execute import execute
+    from engine.executor import execute
     from engine.progress import ProgressModel
 
     out_dir = (out or Path("renders")) / plan.recipe
@@ -443,7 +443,7 @@ def ledger(*, as_json: bool) -> None:
     import json
 
     from engine.dryrun import money
-    from engine.execute import LEDGER_FILE, render_home
+    from engine.executor import LEDGER_FILE, render_home
     from engine.ledger import Ledger
 
     path = render_home() / LEDGER_FILE

@@ -491,8 +491,7 @@ class Runner:
     def _failed(
         self, job: Job, problem: ApiProblem, attempts: int, started: float, *, polls: int = 0
     ) -> Result:
-        if isinstance(problem, Abort) and self.state.stop is None:
-            self.state.stop = f"Segmind refused the account ({problem.message})"
+        self._note_abort(problem)
         self.ledger.finish_job(
             self.run_id,
             job.id,
@@ -523,8 +522,7 @@ class Runner:
         polls: int = 0,
     ) -> Result:
         self.budget.mark_unknown(price)
-        if isinstance(problem, Abort) and self.state.stop is None:
-            self.state.stop = f"Segmind refused the account ({problem.message})"
+        self._note_abort(problem)
         # A queued job whose polling broke off stays "submitted": the next run polls it again.
         status = SUBMITTED if keep_submitted and problem.status != 404 else UNKNOWN
         self.ledger.update(self.run_id, job.id, status=status, error=problem.message)
@@ -538,6 +536,11 @@ class Runner:
                 polls=polls,
             ),
         )
+
+    def _note_abort(self, problem: ApiProblem) -> None:
+        """A 401/403/404/406 stops new submissions for the rest of the run (the first one says why)."""
+        if isinstance(problem, Abort) and self.state.stop is None:
+            self.state.stop = f"Segmind refused the account ({problem.message})"
 
     def _ended(self, job: Job, result: Result) -> Result:
         # One writer thread keeps the manifest's lines in order without blocking the event loop.

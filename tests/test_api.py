@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import engine
+from tests.helpers import ROOT
 
 
 @pytest.mark.parametrize("name", engine.__all__)
@@ -36,3 +38,18 @@ def test_validate_a_payload_through_the_public_api() -> None:
     with pytest.raises(engine.PayloadError) as caught:
         engine.check_payload(spec, {"prompt": "a city", "samples": 5})
     assert [v.param for v in caught.value.violations] == ["samples"]
+
+
+def test_plan_and_render_a_recipe_through_the_public_api(tmp_path: Path) -> None:
+    out = tmp_path
+    plan = engine.build_plan(engine.load_recipe(ROOT / "recipes" / "characters.yaml"), limit=1)
+    summary = engine.execute(
+        plan,
+        backend=engine.preview_backend(),
+        out_dir=out / "renders",
+        options=engine.RunOptions(backend="preview", charge=False),
+        budget_usd=None,
+        home=out / "home",
+    )
+    assert summary.count("succeeded") == 1
+    assert (out / "renders" / summary.results[0].outputs[0]).exists()

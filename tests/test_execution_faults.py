@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from engine.budget import Budget
 from engine.cli import cli
 from engine.client import SegmindClient
-from engine.execute import execute, segmind_backend
+from engine.executor import execute, segmind_backend
 from engine.ledger import Ledger
 from engine.outputs import OutputStore
 from engine.plan import Plan, build_plan

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from segmind import SegmindClient
 
-from engine.execute import execute, segmind_backend
+from engine.executor import execute, segmind_backend
 from engine.plan import build_plan
 from engine.recipe import load_recipe
 from engine.runner import RunOptions
@@ -162,7 +162,7 @@ _MEMORY_SCRIPT = textwrap.dedent(
     """
     import resource, sys
     from pathlib import Path
-    from engine.execute import execute, segmind_backend
+    from engine.executor import execute, segmind_backend
     from engine.plan import build_plan
     from engine.recipe import load_recipe
     from engine.runner import RunOptions
