@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
+import sys
 import textwrap
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,3 +43,34 @@ def shared_page(spec_id: str) -> Path:
     if not path.is_file():
         pytest.skip(f"{SHARED_DOCS} is absent: the seed API pages are not beside the project")
     return path
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def simulator_process(*options: str) -> Iterator[str]:
+    """`render simulate OPTIONS...` in its own process on a free port; yields its base URL."""
+    port = free_port()
+    render = Path(sys.executable).with_name("render")
+    command = [str(render), "simulate", "--port", str(port), *options]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(base + "/v1/get-user-credits", headers={"x-api-key": "k"}, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -11,63 +11,21 @@ Printed, not asserted: machines here are noisy.
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 from segmind import SegmindClient
 
 from engine.executor import execute, segmind_backend
 from engine.plan import build_plan
 from engine.recipe import load_recipe
 from engine.runner import RunOptions
-from tests.helpers import write_tree
+from tests.helpers import simulator_process, write_tree
 
 CONCURRENCY = 64
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _simulator(latency: float) -> Iterator[str]:
-    port = _free_port()
-    render = Path(sys.executable).with_name("render")
-    args = [
-        str(render),
-        "simulate",
-        "--port",
-        str(port),
-        "--images",
-        "tiny",
-        "--balance",
-        "1000000",
-        "--latency",
-        str(latency),
-    ]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(base + "/v1/get-user-credits", headers={"x-api-key": "k"}, timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _recipe(tmp_path: Path, jobs: int) -> Path:
@@ -191,3 +149,7 @@ def test_peak_memory_at_ten_thousand_jobs_against_one_thousand(tmp_path: Path) -
         f"\npeak RSS of a whole run: 1,000 jobs {peaks[1000]:.0f} MiB, 10,000 jobs {peaks[10000]:.0f} MiB, "
         f"ratio {peaks[10000] / peaks[1000]:.2f}x (target 1.2x)"
     )
+
+
+def _simulator(latency: float) -> contextlib.AbstractContextManager[str]:
+    return simulator_process("--images", "tiny", "--balance", "1000000", "--latency", str(latency))

@@ -11,53 +11,19 @@ matters is against the executor benchmark's need: 2,000 jobs at 100 ms and concu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
+from tests.helpers import simulator_process
+
 CONCURRENCY = 64
 V1_REQUESTS = 3000
 V2_JOBS = 1000
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _simulator() -> Iterator[str]:
-    port = _free_port()
-    render = Path(sys.executable).with_name("render")
-    process = subprocess.Popen(
-        [str(render), "simulate", "--port", str(port), "--images", "tiny", "--balance", "1000000"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(base + "/v1/get-user-credits", headers={"x-api-key": "k"}, timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 async def _drive(base: str, count: int, job: str) -> float:
@@ -109,7 +75,7 @@ def _wrk(url: str, *, method: str, body: str, tmp_path: Path) -> float:
 
 
 def test_simulator_requests_per_second(tmp_path: Path) -> None:
-    with _simulator() as base:
+    with simulator_process("--images", "tiny", "--balance", "1000000") as base:
         lines = [f"\nsimulator on loopback, {CONCURRENCY} connections:"]
         if shutil.which("wrk"):
             body = '{"prompt": "a city"}'
