@@ -156,6 +156,18 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="Render again even jobs whose outputs exist.")
 @click.option("--yes", is_flag=True, help="Do not ask before a run estimated above $5.")
 @click.option(
+    "--cassette",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Record the run's HTTP to this vcr cassette, or replay it (with --record none).",
+)
+@click.option(
+    "--record",
+    type=click.Choice(["once", "new", "all", "none"]),
+    default="once",
+    show_default=True,
+    help="once: record if the cassette is new; new: add new requests; all: record again; none: replay only.",
+)
+@click.option(
     "--retry-unknown",
     is_flag=True,
     help="Send again jobs an earlier run sent but never heard back about.",
@@ -175,6 +187,8 @@ def run(
     limit: int | None,
     force: bool,
     yes: bool,
+    cassette: Path | None,
+    record: str,
     retry_unknown: bool,
 ) -> None:
     """Plan RECIPE... and render them (with --dry-run: plan and price only)."""
@@ -206,31 +220,37 @@ def run(
         return
     from engine.runner import RunOptions
 
-    chosen = _backend(backend)
+    replay = cassette is not None and record == "none"
+    if len(plans) > 1 and cassette is not None:
+        raise click.UsageError("--cassette takes one recipe at a time")
+    # A replay sends nothing: it needs no key, no price and no budget, and it never skips a job.
+    chosen = _backend("preview" if replay else backend, notice=not replay)
     codes = []
     for plan in plans:
-        _gate(plan, chosen.name, yes=yes)
+        if not replay:
+            _gate(plan, chosen.name, yes=yes)
         options = RunOptions(
-            backend=chosen.name,
-            charge=chosen.charges,
+            backend="replay" if replay else chosen.name,
+            charge=chosen.charges and not replay,
             concurrency=concurrency,
             rpm=rpm,
-            force=force,
+            force=force or cassette is not None,
             retry_unknown=retry_unknown,
+            replay=replay,
         )
-        codes.append(_render(plan, chosen, options, out=out))
+        codes.append(_render(plan, chosen, options, out=out, cassette=cassette, record=record))
     # The most serious outcome wins; 0 only when every recipe ended well.
     sys.exit(max(codes, key=lambda code: (code != 0, code)))
 
 
-def _backend(name: str | None) -> Backend:
+def _backend(name: str | None, *, notice: bool = True) -> Backend:
     import os
 
     from engine.executor import preview_backend, segmind_backend
 
     key = os.environ.get("SEGMIND_API_KEY", "").strip()
     if name == "preview" or (name is None and not key):
-        if name is None:
+        if name is None and notice:
             click.echo(
                 "note: SEGMIND_API_KEY is not set: rendering free local previews "
                 "(--backend segmind renders for real)",
@@ -277,12 +297,20 @@ def _gate(plan: Plan, backend: str, *, yes: bool) -> None:
             raise InputError("not confirmed: nothing was sent")
 
 
-def _render(plan: Plan, backend: Backend, options: RunOptions, *, out: Path | None) -> int:
+def _render(
+    plan: Plan,
+    backend: Backend,
+    options: RunOptions,
+    *,
+    out: Path | None,
+    cassette: Path | None = None,
+    record: str = "once",
+) -> int:
     from engine.executor import execute
     from engine.progress import ProgressModel
 
     out_dir = (out or Path("renders")) / plan.recipe
-    model = ProgressModel(plan, backend=backend.name)
+    model = ProgressModel(plan, backend=options.backend)
     try:
         with _LiveProgress(model, interactive=sys.stderr.isatty()) as live:
             summary = execute(
@@ -292,6 +320,8 @@ def _render(plan: Plan, backend: Backend, options: RunOptions, *, out: Path | No
                 options=options,
                 budget_usd=plan.budget_usd,
                 on_result=live.update,
+                cassette=cassette,
+                record=record,
             )
     except KeyboardInterrupt:
         click.echo(

@@ -134,6 +134,10 @@ class SegmindClient:
     api_key: str
     transport: httpx.AsyncBaseTransport | None = None
     max_connections: int = 64
+    # Replaying a cassette: the exception a request with no recording raises, and how to say what
+    # changed. Empty when there is no cassette (``except ()`` catches nothing).
+    cassette_misses: tuple[type[BaseException], ...] = ()
+    explain_miss: Any = None
     _pool: list[httpx.AsyncClient] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -199,6 +203,8 @@ class SegmindClient:
             response = await self._http.post(
                 spec.endpoint, content=body, headers=headers, timeout=timeout
             )
+        except self.cassette_misses as exc:
+            raise self._missed(exc) from exc
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise Retryable(f"could not connect: {_describe(exc)}") from exc
         except httpx.TransportError as exc:
@@ -267,6 +273,8 @@ class SegmindClient:
     async def download(self, url: str) -> Output:
         try:
             response = await self._http.get(url, timeout=60.0)
+        except self.cassette_misses as exc:
+            raise self._missed(exc) from exc
         except httpx.TransportError as exc:
             raise Retryable(f"could not download {url}: {_describe(exc)}") from exc
         _check(response)
@@ -275,6 +283,8 @@ class SegmindClient:
     async def _get(self, spec: Spec, url: str) -> tuple[httpx.Response, _Meta]:
         try:
             response = await self._http.get(url, headers=self._auth(spec))
+        except self.cassette_misses as exc:
+            raise self._missed(exc) from exc
         except httpx.TransportError as exc:
             # A GET changes nothing: asking again is always safe.
             raise Retryable(f"could not poll: {_describe(exc)}") from exc
@@ -286,6 +296,15 @@ class SegmindClient:
                 "the request is unknown or expired (404): it may have been billed", status=404
             )
         return response, _check(response)
+
+    def _missed(self, miss: BaseException) -> JobFailed:
+        """A replay asked for something the cassette never recorded: fail the job, never send it."""
+        changed = self.explain_miss(miss) if self.explain_miss else ""
+        detail = f"; what changed since it was recorded:\n{changed}" if changed else ""
+        return JobFailed(
+            "the cassette has no recording of this request (re-record with --record new to add it, "
+            f"or --record all to start over){detail}"
+        )
 
     async def _outputs_of(self, response: httpx.Response) -> list[Output]:
         content_type = response.headers.get("content-type", "").split(";")[0].strip()

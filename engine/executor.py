@@ -74,8 +74,13 @@ def execute(
     budget_usd: float | None,
     home: Path | None = None,
     on_result: Callable[[Result], None] = lambda _result: None,
+    cassette: Path | None = None,
+    record: str = "once",
 ) -> RunSummary:
-    """Run ``plan``; Ctrl-C cancels it cleanly (what finished is recorded) and re-raises."""
+    """Run ``plan``; Ctrl-C cancels it cleanly (what finished is recorded) and re-raises.
+
+    With a ``cassette`` the run's HTTP is recorded there, or (``record="none"``) replayed from it.
+    """
     ledger = Ledger((home or render_home()) / LEDGER_FILE)
     runner: Runner | None = None
 
@@ -87,6 +92,11 @@ def execute(
             transport=backend.transport,
             max_connections=max(8, options.concurrency),
         )
+        if cassette is not None:
+            from engine.cassettes import CassetteMiss, payload_diff  # noqa: PLC0415 - vcrpy only when used
+
+            client.cassette_misses = (CassetteMiss,)
+            client.explain_miss = payload_diff
         try:
             runner = Runner(
                 plan,
@@ -102,6 +112,11 @@ def execute(
             await client.aclose()
 
     try:
-        return asyncio.run(main())
+        if cassette is None:
+            return asyncio.run(main())
+        from engine.cassettes import use_cassette  # noqa: PLC0415 - vcrpy only when used
+
+        with use_cassette(cassette, record):  # type: ignore[arg-type]
+            return asyncio.run(main())
     finally:
         ledger.close()

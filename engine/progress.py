@@ -73,16 +73,15 @@ class ProgressModel:
             for status, word in labels
             if summary.count(status) or status == "succeeded"
         )
-        spent = (
-            f"{money(summary.spent_usd)} spent"
-            + (
-                f", {money(summary.unknown_usd)} unknown (sent, never answered)"
-                if summary.unknown_usd
-                else ""
-            )
-            if self.backend == "segmind"
-            else "$0 spent (local preview)"
-        )
+        if self.backend == "segmind":
+            spent = f"{money(summary.spent_usd)} spent"
+            if summary.unknown_usd:
+                spent += f", {money(summary.unknown_usd)} unknown (sent, never answered)"
+        elif self.backend == "replay":
+            spent = "$0 spent (replayed from the cassette)"
+        else:
+            spent = "$0 spent (local preview)"
+
         lines = [f"{self.plan.recipe}: {counts}; {spent}; {seconds_text(summary.seconds)}"]
         lines.append(f"  outputs  {summary.out_dir}/ (manifest.jsonl; run {summary.run_id})")
         if summary.aborted:

@@ -103,6 +103,7 @@ class RunOptions:
     backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     max_poll_s: float = 3600.0
+    replay: bool = False
 
 
 def payload_sha256(job: Job, digests: dict[Path, str] | None = None) -> str:
@@ -380,7 +381,8 @@ class Runner:
                     raise Ambiguous(
                         f"still running after {elapsed:.0f} s; request {submitted.request_id} is kept for the next run"
                     )
-                delay = self.latency.next_delay(elapsed, polls)
+                # A replay's answers are on disk: nothing to wait for.
+                delay = 0.0 if self.options.replay else self.latency.next_delay(elapsed, polls)
                 if delay > 0 and await self.latency.sleep(delay):
                     continue  # another job taught the model something: plan again
                 polls += 1

@@ -1,0 +1,282 @@
+"""vcrpy cassettes: record a run's HTTP, replay it offline byte for byte, and say what changed.
+
+- Requests match on method, path and the JSON body with key order ignored: concurrent POSTs to one
+  URL differ only by body, and vcrpy's default (which ignores the body) would mix them up.
+- Credentials never reach a cassette: request and response headers are scrubbed.
+- Bodies over a few KB (images, base64 inputs) live out of line in ``blobs/<sha256>`` beside the
+  cassette, shared between cassettes, so a cassette is small, diffable text.
+- Only a queued job's final status is recorded (QUEUED and PROCESSING answers are not), so a replay
+  polls once, whatever the timing was when it was recorded.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import vcr
+import yaml
+from vcr.errors import CannotOverwriteExistingCassetteException
+from vcr.persisters.filesystem import CassetteNotFoundError
+from vcr.request import Request as VcrRequest
+from vcr.serialize import deserialize, serialize
+
+__all__ = ["RECORD_MODES", "CassetteMiss", "blob_dir", "payload_diff", "use_cassette"]
+
+RecordMode = Literal["once", "new", "all", "none"]
+RECORD_MODES: tuple[RecordMode, ...] = ("once", "new", "all", "none")
+_VCR_MODES = {"once": "once", "new": "new_episodes", "all": "all", "none": "none"}
+# Past this a body, or a string inside a JSON body (a base64 image), is stored as a blob; under it,
+# kept inline where a diff can show it.
+BLOB_THRESHOLD = 1024
+_SECRET_HEADERS = ("x-api-key", "authorization", "cookie", "set-cookie", "proxy-authorization")
+# What a replay needs of an answer's headers; the rest (dates, servers, lengths) is noise in a diff.
+_KEPT_HEADERS = (
+    "content-type",
+    "x-remaining-credits",
+    "x-cost",
+    "retry-after",
+    "x-rate-limit-reset-at-utc",
+)
+_UNFINISHED = {"QUEUED", "PROCESSING"}
+
+CassetteMiss = CannotOverwriteExistingCassetteException
+
+
+def blob_dir(cassette: Path) -> Path:
+    return cassette.parent / "blobs"
+
+
+def use_cassette(path: Path, record: RecordMode) -> Any:
+    """The vcrpy context manager for one run."""
+    recorder = vcr.VCR(
+        record_mode=_VCR_MODES[record],
+        match_on=("method", "path", "json_body"),
+        before_record_request=_bare_request,
+        before_record_response=_scrub_and_skip_unfinished,
+        decode_compressed_response=True,
+    )
+    recorder.register_matcher("json_body", _same_json_body)
+    recorder.register_persister(_BlobPersister)
+    recorder.register_serializer("render-yaml", _ReadableYaml)
+    return recorder.use_cassette(str(path), serializer="render-yaml")
+
+
+class _LiteralDumper(yaml.SafeDumper):
+    """Multi-line strings (JSON bodies) as ``|`` blocks: one field a line, as a diff wants them."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value and not value.endswith((" ", "\t")) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_LiteralDumper.add_representer(str, _represent_str)
+
+
+class _ReadableYaml:
+    """vcrpy's YAML serializer, with block literals and the safe loader."""
+
+    @staticmethod
+    def serialize(cassette_dict: dict[str, Any]) -> str:
+        return yaml.dump(
+            cassette_dict, Dumper=_LiteralDumper, sort_keys=False, allow_unicode=True, width=120
+        )
+
+    @staticmethod
+    def deserialize(cassette_string: str) -> dict[str, Any]:
+        return dict(
+            yaml.load(cassette_string, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        )
+
+
+def _same_json_body(first: VcrRequest, second: VcrRequest) -> None:
+    left, right = _json(first.body), _json(second.body)
+    if left != right:
+        raise AssertionError("the bodies differ")
+
+
+def _json(body: Any) -> Any:
+    if body in (None, b"", ""):
+        return None
+    raw = body if isinstance(body, bytes) else str(body).encode()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return hashlib.sha256(raw).hexdigest()
+
+
+def _bare_request(request: VcrRequest) -> VcrRequest:
+    """No request header is kept: matching never looks at them, and the key is one of them."""
+    for name in list(request.headers):
+        del request.headers[name]
+    return request
+
+
+def _scrub_and_skip_unfinished(response: dict[str, Any]) -> dict[str, Any] | None:
+    headers = response.get("headers", {})
+    for name in list(headers):
+        if name.lower() not in _KEPT_HEADERS or name.lower() in _SECRET_HEADERS:
+            del headers[name]
+    body = response.get("body", {}).get("string", b"")
+    if isinstance(body, bytes) and len(body) < 2048 and body.startswith(b"{"):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        queued_answer = isinstance(data, dict) and any(
+            k in data for k in ("status_url", "response_url", "poll_url")
+        )
+        if isinstance(data, dict) and data.get("status") in _UNFINISHED and not queued_answer:
+            return None  # a poll that found the job unfinished: only the end is worth replaying
+    return response
+
+
+class _BlobPersister:
+    """Saves cassettes with large bodies moved to ``blobs/<sha256>``, and puts them back on load."""
+
+    @classmethod
+    def load_cassette(cls, cassette_path: str, serializer: Any) -> Any:
+        path = Path(cassette_path)
+        if not path.is_file() or not path.read_text(encoding="utf-8").strip():
+            raise CassetteNotFoundError()
+        requests, responses = deserialize(path.read_text(encoding="utf-8"), serializer)
+        blobs = blob_dir(path)
+        for request in requests:
+            request.body = _inline(request.body, blobs)
+        for response in responses:
+            body = response.get("body", {})
+            body["string"] = _inline(body.get("string"), blobs)
+        return requests, responses
+
+    @staticmethod
+    def save_cassette(cassette_path: str, cassette_dict: dict[str, Any], serializer: Any) -> None:
+        path = Path(cassette_path)
+        blobs = blob_dir(path)
+        blobs.mkdir(parents=True, exist_ok=True)
+        for request in cassette_dict["requests"]:
+            request.body = _out_of_line(request.body, blobs)
+        for response in cassette_dict["responses"]:
+            body = response.get("body", {})
+            body["string"] = _out_of_line(body.get("string"), blobs)
+        text = serialize(cassette_dict, serializer)
+        tmp = path.with_name(f".{path.name}.part")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+
+
+_BLOB_PREFIX = "blob:sha256:"
+
+
+def _out_of_line(body: Any, blobs: Path) -> Any:
+    """A JSON body keeps its shape with long strings moved out; any other large body moves whole."""
+    raw = body.encode() if isinstance(body, str) else body
+    if not isinstance(raw, bytes) or len(raw) <= BLOB_THRESHOLD:
+        return body
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return _BLOB_PREFIX + _store(raw, blobs)
+    if not isinstance(data, dict | list):
+        return _BLOB_PREFIX + _store(raw, blobs)
+    return json.dumps(_values_out(data, blobs), indent=1, sort_keys=True, ensure_ascii=False)
+
+
+def _values_out(value: Any, blobs: Path) -> Any:
+    if isinstance(value, str) and len(value) > BLOB_THRESHOLD:
+        return _BLOB_PREFIX + _store(value.encode(), blobs)
+    if isinstance(value, dict):
+        return {key: _values_out(item, blobs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_values_out(item, blobs) for item in value]
+    return value
+
+
+def _store(raw: bytes, blobs: Path) -> str:
+    digest = hashlib.sha256(raw).hexdigest()
+    target = blobs / digest
+    if not target.exists():
+        tmp = target.with_name(f".{digest}.part")
+        tmp.write_bytes(raw)
+        tmp.replace(target)
+    return digest
+
+
+def _inline(body: Any, blobs: Path) -> Any:
+    text = body.decode() if isinstance(body, bytes) else body
+    if not isinstance(text, str):
+        return body
+    if text.startswith(_BLOB_PREFIX):
+        return _load(text, blobs)
+    if _BLOB_PREFIX not in text:
+        return body
+    return json.dumps(_values_in(json.loads(text), blobs), separators=(",", ":")).encode()
+
+
+def _values_in(value: Any, blobs: Path) -> Any:
+    if isinstance(value, str) and value.startswith(_BLOB_PREFIX):
+        return _load(value, blobs).decode()
+    if isinstance(value, dict):
+        return {key: _values_in(item, blobs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_values_in(item, blobs) for item in value]
+    return value
+
+
+def _load(reference: str, blobs: Path) -> bytes:
+    digest = reference[len(_BLOB_PREFIX) :]
+    try:
+        return (blobs / digest).read_bytes()
+    except OSError as exc:
+        raise CassetteNotFoundError(f"missing blob {digest} in {blobs}") from exc
+
+
+def payload_diff(miss: Any) -> str:
+    """What changed between the request a replay asked for and the closest one recorded."""
+    wanted = miss.failed_request
+    cassette = miss.cassette
+    path = urlsplit(wanted.uri).path
+    candidates = [
+        request
+        for request, _ in cassette.data
+        if request.method == wanted.method and urlsplit(request.uri).path == path
+    ]
+    asked = _readable(_json(wanted.body))
+    if not candidates:
+        return f"nothing was recorded for {wanted.method} {path}"
+    closest = max(
+        candidates,
+        key=lambda r: difflib.SequenceMatcher(None, _readable(_json(r.body)), asked).ratio(),
+    )
+    diff = difflib.unified_diff(
+        _readable(_json(closest.body)).splitlines(),
+        asked.splitlines(),
+        fromfile="recorded",
+        tofile="now",
+        lineterm="",
+        n=0,
+    )
+    return "\n".join(line for line in diff if not line.startswith("@@"))
+
+
+def _readable(payload: Any) -> str:
+    """A payload as lines a person can compare: one field a line, a long prompt one clause a line."""
+    if not isinstance(payload, Mapping):
+        return str(payload)
+    lines = []
+    for key in sorted(payload):
+        value = payload[key]
+        if isinstance(value, str) and len(value) > 400 and not value.count(" "):
+            value = f"<{len(value)} characters, sha256 {hashlib.sha256(value.encode()).hexdigest()[:12]}>"
+        if key.lower() == "prompt" and isinstance(value, str):
+            clauses = [clause.strip() for clause in value.split(",")]
+            lines.append(f"{key}:")
+            lines += [f"    {clause}" for clause in clauses]
+        else:
+            lines.append(f"{key}: {json.dumps(value)}")
+    return "\n".join(lines)

@@ -1,0 +1,234 @@
+"""Cassettes: record a run, replay it offline byte for byte, and say what changed when it cannot."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import cli
+from engine.simulator import SimulatorConfig, all_specs, create_app, parse_faults, serving
+from tests.helpers import ROOT, write_tree
+
+KEY = "sk-cassette-test-0123456789abcdef"
+RECIPE = """\
+    model: sd1.5-scifi
+    price_usd: 0.01
+    budget_usd: 1
+    matrix:
+      city: [paris, rome, oslo, lima, kyiv, doha]
+    params:
+      prompt: "a skyline of {{ city }}, dusk, wide angle"
+      samples: 2
+      base64: true
+    """
+
+
+def run(*args: str, **env: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(
+        cli, list(args), env={"RENDER_HOME": env.pop("home", ""), **env}, prog_name="render"
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+def digests(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*.png"))
+    }
+
+
+@pytest.fixture
+def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The recipe recorded against a simulator on a real socket, which is then shut down."""
+    write_tree(tmp_path, {"r.yaml": RECIPE})
+    monkeypatch.chdir(tmp_path)
+    app = create_app(
+        SimulatorConfig(specs=all_specs(), latency_s=0.05, unpriced_usd=0.01, images="preview")
+    )
+    with serving(app) as base:
+        code, _, err = run(
+            "r.yaml", "--backend", "segmind", "--cassette", "cassettes/r.yaml", "--out", "recorded", "--concurrency", "6",
+            home=str(tmp_path / "home"), SEGMIND_API_KEY=KEY, SEGMIND_BASE_URL=base,
+        )  # fmt: skip
+        assert code == 0, err
+    return tmp_path
+
+
+def test_a_replay_rebuilds_the_same_images_offline(recorded: Path) -> None:
+    # The simulator is gone and no key is set: only the cassette can answer.
+    code, out, err = run(
+        "r.yaml",
+        "--cassette",
+        "cassettes/r.yaml",
+        "--record",
+        "none",
+        "--out",
+        "replayed",
+        home=str(recorded / "home2"),
+    )
+    assert code == 0, err
+    assert out.startswith("r: 6 succeeded; $0 spent (replayed from the cassette); ")
+    assert "SEGMIND_API_KEY is not set" not in err
+    recorded_files = digests(recorded / "recorded" / "r")
+    assert len(recorded_files) == 12  # samples: 2
+    assert digests(recorded / "replayed" / "r") == recorded_files  # byte for byte, each job its own
+
+
+def test_a_changed_prompt_fails_its_jobs_with_a_diff_and_sends_nothing(recorded: Path) -> None:
+    text = (recorded / "r.yaml").read_text().replace("dusk, wide angle", "dawn, wide angle")
+    (recorded / "r.yaml").write_text(text)
+    before = (recorded / "cassettes" / "r.yaml").read_bytes()
+    code, out, _ = run(
+        "r.yaml",
+        "--cassette",
+        "cassettes/r.yaml",
+        "--record",
+        "none",
+        "--out",
+        "replayed",
+        "--only",
+        "city=rome",
+        home=str(recorded / "home2"),
+    )
+    assert code == 1
+    assert (
+        "  failed   rome: the cassette has no recording of this request (re-record with --record new to add it, "
+        "or --record all to start over); what changed since it was recorded:\n"
+        "--- recorded\n+++ now\n-    dusk\n+    dawn\n"
+    ) in out
+    assert (recorded / "cassettes" / "r.yaml").read_bytes() == before
+
+
+def test_the_key_reaches_no_cassette_or_blob(recorded: Path) -> None:
+    for path in (recorded / "cassettes").rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+    text = (recorded / "cassettes" / "r.yaml").read_text()
+    assert "x-api-key" not in text.lower()
+    assert "authorization" not in text.lower()
+
+
+def test_large_bodies_live_out_of_line_and_are_shared(recorded: Path) -> None:
+    blobs = recorded / "cassettes" / "blobs"
+    names = sorted(p.name for p in blobs.iterdir())
+    assert names  # the base64 images of the answers
+    assert all(hashlib.sha256((blobs / name).read_bytes()).hexdigest() == name for name in names)
+    assert "blob:sha256:" in (recorded / "cassettes" / "r.yaml").read_text()
+    app = create_app(SimulatorConfig(specs=all_specs(), unpriced_usd=0.01, images="preview"))
+    with serving(app) as base:  # a second cassette of the same jobs reuses the same blobs
+        code, _, _ = run(
+            "r.yaml", "--backend", "segmind", "--cassette", "cassettes/again.yaml", "--out", "again",
+            home=str(recorded / "home3"), SEGMIND_API_KEY=KEY, SEGMIND_BASE_URL=base,
+        )  # fmt: skip
+    assert code == 0
+    assert sorted(p.name for p in blobs.iterdir()) == names
+
+
+def test_a_recorded_failure_is_not_replayed_as_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_tree(tmp_path, {"r.yaml": RECIPE})
+    monkeypatch.chdir(tmp_path)
+    app = create_app(
+        SimulatorConfig(
+            specs=all_specs(),
+            unpriced_usd=0.01,
+            images="tiny",
+            faults=parse_faults("failed=0.5"),
+            seed=4,
+        )
+    )
+    with serving(app) as base:
+        code, out, _ = run(
+            "r.yaml", "--backend", "segmind", "--cassette", "c.yaml", "--out", "rec",
+            home=str(tmp_path / "h1"), SEGMIND_API_KEY=KEY, SEGMIND_BASE_URL=base,
+        )  # fmt: skip
+    failed = {
+        line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("  failed")
+    }
+    assert code == 1
+    assert failed
+    code, out, _ = run(
+        "r.yaml",
+        "--cassette",
+        "c.yaml",
+        "--record",
+        "none",
+        "--out",
+        "rep",
+        home=str(tmp_path / "h2"),
+    )
+    assert code == 1
+    assert {
+        line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("  failed")
+    } == failed
+
+
+def test_a_500_answer_recorded_is_replayed_as_the_same_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_tree(tmp_path, {"r.yaml": RECIPE})
+    monkeypatch.chdir(tmp_path)
+    app = create_app(
+        SimulatorConfig(
+            specs=all_specs(),
+            unpriced_usd=0.01,
+            images="tiny",
+            faults=parse_faults("500=0.5"),
+            seed=2,
+            retry_after_s=0,
+        )
+    )
+    with serving(app) as base:
+        code, _, err = run(
+            "r.yaml", "--backend", "segmind", "--cassette", "c.yaml", "--out", "rec",
+            home=str(tmp_path / "h1"), SEGMIND_API_KEY=KEY, SEGMIND_BASE_URL=base,
+        )  # fmt: skip
+    assert code == 0, err
+    assert "code: 500" in (tmp_path / "c.yaml").read_text()
+    code, _, err = run(
+        "r.yaml",
+        "--cassette",
+        "c.yaml",
+        "--record",
+        "none",
+        "--out",
+        "rep",
+        home=str(tmp_path / "h2"),
+    )
+    assert code == 0, err
+    assert digests(tmp_path / "rep") == digests(tmp_path / "rec")
+
+
+def test_record_new_adds_only_what_is_missing(recorded: Path) -> None:
+    text = (
+        (recorded / "r.yaml")
+        .read_text()
+        .replace(
+            "[paris, rome, oslo, lima, kyiv, doha]", "[paris, rome, oslo, lima, kyiv, doha, riga]"
+        )
+    )
+    (recorded / "r.yaml").write_text(text)
+    cassette = recorded / "cassettes" / "r.yaml"
+    count = cassette.read_text().count("method: POST")
+    app = create_app(SimulatorConfig(specs=all_specs(), unpriced_usd=0.01, images="tiny"))
+    with serving(app) as base:
+        code, _, err = run(
+            "r.yaml", "--backend", "segmind", "--cassette", "cassettes/r.yaml", "--record", "new", "--out", "n",
+            home=str(recorded / "home4"), SEGMIND_API_KEY=KEY, SEGMIND_BASE_URL=base,
+        )  # fmt: skip
+        assert code == 0, err
+        assert len(app.state.simulator.state.charges) == 1  # only riga went out
+    assert cassette.read_text().count("method: POST") == count + 1
+
+
+def test_one_recipe_at_a_time_with_a_cassette(tmp_path: Path) -> None:
+    lighting = str(ROOT / "recipes" / "lighting.yaml")
+    code, _, err = run(
+        lighting, lighting, "--cassette", str(tmp_path / "c.yaml"), home=str(tmp_path)
+    )
+    assert code == 2
+    assert "--cassette takes one recipe at a time" in err
