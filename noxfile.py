@@ -50,6 +50,22 @@ def bench(session: nox.Session) -> None:
     )
 
 
+CASSETTE_RECIPES = ("spring", "lighting")
+
+
+@nox.session
+def cassettes(session: nox.Session) -> None:
+    """Record the shipped cassettes again, against the bundled simulator (the free preview)."""
+    session.install("-e", ".")
+    out = session.create_tmp()
+    for name in CASSETTE_RECIPES:
+        session.run(
+            "render", f"recipes/{name}.yaml", "--backend", "preview",
+            "--cassette", f"cassettes/{name}.yaml", "--record", "all", "--out", out,
+            env={"RENDER_HOME": out},
+        )  # fmt: skip
+
+
 @nox.session
 def specs(session: nox.Session) -> None:
     """Regenerate specs/*.yaml from the API pages in ../shared/segmind-docs and their overlays."""

@@ -232,3 +232,17 @@ def test_one_recipe_at_a_time_with_a_cassette(tmp_path: Path) -> None:
     )
     assert code == 2
     assert "--cassette takes one recipe at a time" in err
+
+
+@pytest.mark.parametrize("name", ["spring", "lighting"])
+def test_the_shipped_cassettes_replay_every_job_offline(name: str, tmp_path: Path) -> None:
+    code, out, err = run(
+        str(ROOT / "recipes" / f"{name}.yaml"), "--cassette", str(ROOT / "cassettes" / f"{name}.yaml"),
+        "--record", "none", "--out", str(tmp_path), home=str(tmp_path / "home"),
+    )  # fmt: skip
+    assert code == 0, out + err
+    blobs = {p.name for p in (ROOT / "cassettes" / "blobs").iterdir()}
+    images = [p for p in (tmp_path / name).rglob("*") if p.suffix in {".jpg", ".png"}]
+    assert images
+    # Each picture is, byte for byte, one the cassette recorded.
+    assert all(hashlib.sha256(p.read_bytes()).hexdigest() in blobs for p in images)
