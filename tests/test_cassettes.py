@@ -102,10 +102,12 @@ def test_a_changed_prompt_fails_its_jobs_with_a_diff_and_sends_nothing(recorded:
     assert (recorded / "cassettes" / "r.yaml").read_bytes() == before
 
 
-def test_the_key_reaches_no_cassette_or_blob(recorded: Path) -> None:
-    for path in (recorded / "cassettes").rglob("*"):
-        if path.is_file():
-            assert KEY.encode() not in path.read_bytes(), path
+def test_the_key_reaches_no_file_a_recorded_run_wrote(recorded: Path) -> None:
+    # The cassette and its blobs, the outputs and manifest, the ledger (and its WAL): everything.
+    written = [path for path in recorded.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".sqlite" for path in written)
+    for path in written:
+        assert KEY.encode() not in path.read_bytes(), path
     text = (recorded / "cassettes" / "r.yaml").read_text()
     assert "x-api-key" not in text.lower()
     assert "authorization" not in text.lower()

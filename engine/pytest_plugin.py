@@ -1,0 +1,270 @@
+"""A pytest plugin that turns recipes into tests: ``pytest recipes/``.
+
+For each recipe file it collects four tests: the recipe expands; every payload validates; the
+rendered payloads equal the recipe's snapshot (``__snapshots__/<name>.json`` beside it, sorted keys;
+``--render-update`` writes new and changed snapshots and deletes none); and, where a cassette
+exists (``<render-cassettes>/<name>.yaml``), every job replays from it. A template change thus shows
+up as a readable diff, naming the jobs it changed, before any money is spent.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.errors import RenderError
+from engine.localimage import LocalImage
+
+__all__ = ["RecipeCollector", "RecipeItem"]
+
+SNAPSHOTS = "__snapshots__"
+_JOBS_NAMED = 5
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("render", "render recipes (engine.pytest_plugin)")
+    group.addoption(
+        "--render-update",
+        action="store_true",
+        default=False,
+        help="Write new and changed recipe snapshots instead of failing (deletes none).",
+    )
+    group.addoption(
+        "--render-cassettes",
+        default=None,
+        metavar="DIR",
+        help="Where recipe cassettes live (default: the render_cassettes ini value, else cassettes/).",
+    )
+    parser.addini(
+        "render_cassettes",
+        "Folder of recipe cassettes, relative to the rootdir.",
+        default="cassettes",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "render: a test generated from a render recipe")
+    config.addinivalue_line("markers", "render_replay: a recipe test that replays its cassette")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> RecipeCollector | None:
+    if file_path.suffix not in {".yaml", ".yml"} or SNAPSHOTS in file_path.parts:
+        return None
+    if not _looks_like_recipe(file_path):
+        return None
+    collector: RecipeCollector = RecipeCollector.from_parent(parent, path=file_path)
+    return collector
+
+
+def _looks_like_recipe(path: Path) -> bool:
+    """A mapping with model, matrix and params at the top: cassettes and other YAML are left alone."""
+    try:
+        head = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    keys = {
+        line.split(":", 1)[0] for line in head.splitlines() if line[:1].isalpha() and ":" in line
+    }
+    return {"model", "matrix", "params"} <= keys
+
+
+class RecipeCollector(pytest.File):
+    """One recipe file: four tests."""
+
+    def collect(self) -> Iterator[RecipeItem]:
+        for check in ("expands", "validates", "snapshot", "replays"):
+            item: RecipeItem = RecipeItem.from_parent(self, name=check, check=check)
+            item.add_marker("render")
+            if check == "replays":
+                item.add_marker("render_replay")
+            yield item
+
+
+class RecipeProblem(Exception):
+    """A recipe test failed; the message is the whole report (no traceback)."""
+
+
+class RecipeItem(pytest.Item):
+    """One check of one recipe."""
+
+    def __init__(self, *, check: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+
+    def runtest(self) -> None:
+        getattr(self, f"_{self.check}")()
+
+    def _file(self) -> Any:
+        from engine.recipe import load_recipe  # noqa: PLC0415 - pytest loads plugins early: stay light
+
+        try:
+            return load_recipe(self.path)
+        except RenderError as exc:
+            raise RecipeProblem(str(exc)) from exc
+
+    def _plan(self) -> Any:
+        from engine.plan import build_plan  # noqa: PLC0415
+
+        try:
+            return build_plan(self._file())
+        except RenderError as exc:
+            raise RecipeProblem(str(exc)) from exc
+
+    def _expands(self) -> None:
+        plan = self._plan()
+        if not plan.jobs and not plan.errors:
+            raise RecipeProblem(f"{self.path}: the matrix gives no job")
+
+    def _validates(self) -> None:
+        plan = self._plan()
+        if plan.errors:
+            lines = [
+                f"{error.location}: {error.param or 'output'}: {error.message} [{error.job or 'every job'}]"
+                for error in plan.errors
+            ]
+            raise RecipeProblem(f"{len(plan.errors)} payload problems:\n" + "\n".join(lines))
+
+    def _snapshot(self) -> None:
+        plan = self._plan()
+        current = _snapshot_of(plan, base=self.path.parent)
+        target = self.path.parent / SNAPSHOTS / f"{self.path.stem}.json"
+        text = json.dumps(current, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        stored = target.read_text(encoding="utf-8") if target.exists() else None
+        if stored == text:
+            return
+        if self.config.getoption("render_update"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.part")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(target)
+            return
+        if stored is None:
+            raise RecipeProblem(
+                f"{self.path}: no snapshot yet ({target}); run pytest --render-update to write it"
+            )
+        raise RecipeProblem(_snapshot_diff(self.path.stem, json.loads(stored), current))
+
+    def _replays(self) -> None:
+        option = self.config.getoption("render_cassettes")
+        folder = (
+            Path(option)
+            if option
+            else Path(self.config.rootpath) / str(self.config.getini("render_cassettes"))
+        )
+        cassette = folder / f"{self.path.stem}.yaml"
+        if not cassette.exists():
+            pytest.skip(f"no cassette for this recipe ({cassette})")
+        from engine.executor import execute, preview_backend  # noqa: PLC0415
+        from engine.runner import RunOptions  # noqa: PLC0415
+
+        plan = self._plan()
+        with tempfile.TemporaryDirectory(prefix="render-replay-") as scratch:
+            summary = execute(
+                plan,
+                backend=preview_backend(),
+                out_dir=Path(scratch) / "out",
+                options=RunOptions(backend="replay", charge=False, force=True, replay=True),
+                budget_usd=None,
+                home=Path(scratch) / "home",
+                cassette=cassette,
+                record="none",
+            )
+        failed: dict[str, list[str]] = defaultdict(list)
+        for result in summary.results:
+            if result.status != "succeeded":
+                failed[result.error or result.status].append(result.job)
+        if failed:
+            count = sum(len(jobs) for jobs in failed.values())
+            lines = [f"{count} of {len(summary.results)} jobs do not replay from {cassette}:"]
+            lines += [f"{_count_jobs(jobs)}: {error}" for error, jobs in failed.items()]
+            raise RecipeProblem("\n".join(lines))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, RecipeProblem):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo, style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"recipe {self.path.name}: {self.check}"
+
+
+def _snapshot_of(plan: Any, *, base: Path) -> dict[str, Any]:
+    """Job id → payload and output; a local image appears as its path relative to the recipe."""
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, LocalImage):
+            try:
+                return str(value.path.relative_to(base))
+            except ValueError:
+                return str(value.path)
+        return value
+
+    return {
+        job.id: {
+            "payload": {key: shown(value) for key, value in job.payload.items()},
+            "output": job.output,
+        }
+        for job in plan.jobs
+    }
+
+
+def _snapshot_diff(name: str, stored: Mapping[str, Any], current: Mapping[str, Any]) -> str:
+    """Which jobs changed and how, one field at a time, prompts clause by clause."""
+    added = [job for job in current if job not in stored]
+    removed = [job for job in stored if job not in current]
+    # Jobs whose field changed the same way are one entry: a template edit reads once.
+    changes: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
+    for job in current:
+        if job not in stored or stored[job] == current[job]:
+            continue
+        old, new = _fields(stored[job]), _fields(current[job])
+        for field in sorted(set(old) | set(new)):
+            if old.get(field) != new.get(field):
+                diff = tuple(_value_diff(old.get(field, "(absent)"), new.get(field, "(absent)")))
+                changes[(field, diff)].append(job)
+    changed_jobs = sorted({job for jobs in changes.values() for job in jobs})
+    lines = [
+        f"the payloads of recipe {name} changed: {len(changed_jobs)} jobs changed, {len(added)} added, "
+        f"{len(removed)} removed (run pytest --render-update to accept)"
+    ]
+    for (field, diff), jobs in changes.items():
+        lines.append(f"{field} in {_count_jobs(jobs)}:")
+        lines += ["  " + line for line in diff]
+    if added:
+        lines.append(f"added: {_count_jobs(added)}")
+    if removed:
+        lines.append(f"removed: {_count_jobs(removed)}")
+    return "\n".join(lines)
+
+
+def _fields(entry: Mapping[str, Any]) -> dict[str, str]:
+    fields = {
+        f"payload.{k}": json.dumps(v, ensure_ascii=False)
+        for k, v in entry.get("payload", {}).items()
+    }
+    fields["output"] = json.dumps(entry.get("output"))
+    return fields
+
+
+def _value_diff(old: str, new: str) -> list[str]:
+    def clauses(text: str) -> list[str]:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return [text]
+        return [c.strip() for c in value.split(",")] if isinstance(value, str) else [text]
+
+    diff = difflib.unified_diff(clauses(old), clauses(new), lineterm="", n=0)
+    return [line for line in diff if not line.startswith(("---", "+++", "@@"))]
+
+
+def _count_jobs(jobs: list[str]) -> str:
+    shown = ", ".join(jobs[:_JOBS_NAMED]) + (", …" if len(jobs) > _JOBS_NAMED else "")
+    return f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} ({shown})"
