@@ -27,7 +27,15 @@ from vcr.persisters.filesystem import CassetteNotFoundError
 from vcr.request import Request as VcrRequest
 from vcr.serialize import deserialize, serialize
 
-__all__ = ["RECORD_MODES", "CassetteMiss", "blob_dir", "payload_diff", "use_cassette"]
+__all__ = [
+    "PREVIEW_HOST",
+    "RECORD_MODES",
+    "CassetteMiss",
+    "blob_dir",
+    "payload_diff",
+    "recorded_against_preview",
+    "use_cassette",
+]
 
 RecordMode = Literal["once", "new", "all", "none"]
 RECORD_MODES: tuple[RecordMode, ...] = ("once", "new", "all", "none")
@@ -53,14 +61,30 @@ def blob_dir(cassette: Path) -> Path:
     return cassette.parent / "blobs"
 
 
-def use_cassette(path: Path, record: RecordMode) -> Any:
-    """The vcrpy context manager for one run."""
+PREVIEW_HOST = "preview.local"
+
+
+def recorded_against_preview(path: Path) -> bool:
+    """Whether every interaction of a cassette went to the bundled simulator (free to record again)."""
+    text = path.read_text(encoding="utf-8")
+    uris = [
+        line.split("uri:", 1)[1].strip()
+        for line in text.splitlines()
+        if line.strip().startswith("uri:")
+    ]
+    return bool(uris) and all(urlsplit(uri).hostname == PREVIEW_HOST for uri in uris)
+
+
+def use_cassette(path: Path, record: RecordMode, *, drop_unused: bool = False) -> Any:
+    """The vcrpy context manager for one run; ``drop_unused`` forgets recordings this run did not
+    play (a re-recording after a template change leaves no stale interactions behind)."""
     recorder = vcr.VCR(
         record_mode=_VCR_MODES[record],
         match_on=("render",),
         before_record_request=_bare_request,
         before_record_response=_scrub_and_skip_unfinished,
         decode_compressed_response=True,
+        drop_unused_requests=drop_unused,
     )
     recorder.register_matcher("render", _same_request)
     recorder.register_persister(_BlobPersister)

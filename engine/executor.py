@@ -57,6 +57,7 @@ def preview_backend() -> Backend:
     from engine.simulator import SimulatorConfig, all_specs, create_app  # noqa: PLC0415 - Pillow only when previewing
 
     app = create_app(SimulatorConfig(specs=all_specs(), balance_usd=1e12))
+    # The host cassettes recognise as the bundled simulator's (engine.cassettes.PREVIEW_HOST).
     return Backend("preview", "http://preview.local", "preview", httpx.ASGITransport(app=app))
 
 
@@ -76,6 +77,7 @@ def execute(
     on_result: Callable[[Result], None] = lambda _result: None,
     cassette: Path | None = None,
     record: str = "once",
+    drop_unused: bool = False,
 ) -> RunSummary:
     """Run ``plan``; Ctrl-C cancels it cleanly (what finished is recorded) and re-raises.
 
@@ -116,7 +118,7 @@ def execute(
             return asyncio.run(main())
         from engine.cassettes import use_cassette  # noqa: PLC0415 - vcrpy only when used
 
-        with use_cassette(cassette, record):  # type: ignore[arg-type]
+        with use_cassette(cassette, record, drop_unused=drop_unused):  # type: ignore[arg-type]
             return asyncio.run(main())
     finally:
         ledger.close()

@@ -3,7 +3,8 @@
 For each recipe file it collects four tests: the recipe expands; every payload validates; the
 rendered payloads equal the recipe's snapshot (``__snapshots__/<name>.json`` beside it, sorted keys;
 ``--render-update`` writes new and changed snapshots and deletes none); and, where a cassette
-exists (``<render-cassettes>/<name>.yaml``), every job replays from it. A template change thus shows
+exists (``<render-cassettes>/<name>.yaml``), every job replays from it (``--render-update`` records
+the changed jobs again when the cassette is of the bundled simulator, which costs nothing). A template change thus shows
 up as a readable diff, naming the jobs it changed, before any money is spent.
 """
 
@@ -161,20 +162,30 @@ class RecipeItem(pytest.Item):
         cassette = folder / f"{self.path.stem}.yaml"
         if not cassette.exists():
             pytest.skip(f"no cassette for this recipe ({cassette})")
+        from engine.cassettes import recorded_against_preview  # noqa: PLC0415
         from engine.executor import execute, preview_backend  # noqa: PLC0415
         from engine.runner import RunOptions  # noqa: PLC0415
 
         plan = self._plan()
+        # A cassette of the bundled simulator is free to bring up to date; one of Segmind costs money
+        # to record, so only the user re-records it (render RECIPE --cassette ... --record new).
+        rerecord = self.config.getoption("render_update") and recorded_against_preview(cassette)
         with tempfile.TemporaryDirectory(prefix="render-replay-") as scratch:
             summary = execute(
                 plan,
                 backend=preview_backend(),
                 out_dir=Path(scratch) / "out",
-                options=RunOptions(backend="replay", charge=False, force=True, replay=True),
+                options=RunOptions(
+                    backend="preview" if rerecord else "replay",
+                    charge=False,
+                    force=True,
+                    replay=not rerecord,
+                ),
                 budget_usd=None,
                 home=Path(scratch) / "home",
                 cassette=cassette,
-                record="none",
+                record="new" if rerecord else "none",
+                drop_unused=bool(rerecord),
             )
         failed: dict[str, list[str]] = defaultdict(list)
         for result in summary.results:
@@ -184,6 +195,11 @@ class RecipeItem(pytest.Item):
             count = sum(len(jobs) for jobs in failed.values())
             lines = [f"{count} of {len(summary.results)} jobs do not replay from {cassette}:"]
             lines += [f"{_count_jobs(jobs)}: {error}" for error, jobs in failed.items()]
+            if not recorded_against_preview(cassette):
+                lines.append(
+                    "this cassette was recorded against Segmind, so --render-update leaves it alone: "
+                    f"re-record it with `render {self.path} --cassette {cassette} --record new` (it costs money)"
+                )
             raise RecipeProblem("\n".join(lines))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -161,8 +162,44 @@ def test_a_cassette_is_replayed_and_a_changed_job_is_reported(
     result.stdout.fnmatch_lines(
         ["4 of 4 jobs do not replay from *shop.yaml:", "4 jobs (*): the cassette has no recording*"]
     )
+    # The cassette is of the bundled simulator: an update records the changed jobs again, for free,
+    # and forgets the stale recordings.
+    project.runpytest("recipes", "--render-update").assert_outcomes(passed=4)
+    project.runpytest("recipes").assert_outcomes(passed=4)
+    cassette = (project.path / "cassettes" / "shop.yaml").read_text()
+    assert "golden light" in cassette
+    assert "soft light" not in cassette
     shutil.rmtree(project.path / "cassettes")
     project.runpytest("recipes", "-k", "replays").assert_outcomes(skipped=1, deselected=3)
+
+
+def test_an_update_never_records_a_segmind_cassette_again(project: pytest.Pytester) -> None:
+    write_tree(project.path, {"cassettes/shop.yaml": SEGMIND_CASSETTE})
+    result = project.runpytest("recipes", "--render-update", "-k", "replays")
+    result.assert_outcomes(failed=1, deselected=3)
+    result.stdout.fnmatch_lines(
+        [
+            "this cassette was recorded against Segmind, so --render-update leaves it alone: *(it costs money)"
+        ]
+    )
+    assert (project.path / "cassettes" / "shop.yaml").read_text() == textwrap.dedent(
+        SEGMIND_CASSETTE
+    )
+
+
+SEGMIND_CASSETTE = """\
+    version: 1
+    interactions:
+    - request:
+        method: POST
+        uri: https://api.segmind.com/v2/segmind-scenecraft-v01
+        body: '{"prompt": "something else"}'
+        headers: {}
+      response:
+        status: {code: 200, message: OK}
+        headers: {}
+        body: {string: '{}'}
+    """
 
 
 def test_options_and_markers_are_registered(project: pytest.Pytester) -> None:
