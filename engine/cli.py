@@ -168,6 +168,9 @@ def cli() -> None:
     help="once: record if the cassette is new; new: add new requests; all: record again; none: replay only.",
 )
 @click.option(
+    "--no-report", is_flag=True, help="Do not write the HTML report at the end of the run."
+)
+@click.option(
     "--retry-unknown",
     is_flag=True,
     help="Send again jobs an earlier run sent but never heard back about.",
@@ -189,6 +192,7 @@ def run(
     yes: bool,
     cassette: Path | None,
     record: str,
+    no_report: bool,
     retry_unknown: bool,
 ) -> None:
     """Plan RECIPE... and render them (with --dry-run: plan and price only)."""
@@ -238,7 +242,17 @@ def run(
             retry_unknown=retry_unknown,
             replay=replay,
         )
-        codes.append(_render(plan, chosen, options, out=out, cassette=cassette, record=record))
+        codes.append(
+            _render(
+                plan,
+                chosen,
+                options,
+                out=out,
+                cassette=cassette,
+                record=record,
+                report=not no_report,
+            )
+        )
     # The most serious outcome wins; 0 only when every recipe ended well.
     sys.exit(max(codes, key=lambda code: (code != 0, code)))
 
@@ -305,6 +319,7 @@ def _render(
     out: Path | None,
     cassette: Path | None = None,
     record: str = "once",
+    report: bool = True,
 ) -> int:
     from engine.executor import execute
     from engine.progress import ProgressModel
@@ -331,6 +346,10 @@ def _render(
         )
         return EXIT["interrupted"]
     click.echo(model.closing(summary))
+    if report:
+        from engine.report import write_report
+
+        click.echo(f"  report   {write_report(out_dir, summary.run_id)}")
     if summary.aborted:
         return EXIT["aborted"]
     if summary.budget_reached:
@@ -463,6 +482,18 @@ def simulate(
         err=True,
     )
     serve(create_app(config), host=host, port=port)
+
+
+@cli.command()
+@click.argument("run_target", metavar="RUN", type=click.Path(path_type=Path))
+@_handles_errors
+def report(*, run_target: Path) -> None:
+    """Write the HTML contact sheet of RUN (a run's folder, renders/<recipe>/, or a run id)."""
+    from engine.executor import render_home
+    from engine.report import find_run_dir, write_report
+
+    folder, run_id = find_run_dir(run_target, home=render_home())
+    click.echo(str(write_report(folder, run_id)))
 
 
 @cli.command()

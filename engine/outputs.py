@@ -94,6 +94,10 @@ class OutputStore:
             handle.flush()
             os.fsync(handle.fileno())
 
+    def write_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """A run's summary, beside the manifest, for its report."""
+        self.write(f"runs/{run_id}.json", json.dumps(summary, indent=2, sort_keys=True).encode())
+
     def entries(self, run_id: str | None = None) -> list[dict[str, Any]]:
         if not self.manifest.exists():
             return []

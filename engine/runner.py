@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -167,6 +168,7 @@ class Runner:
 
     async def run(self) -> RunSummary:
         started = time.monotonic()
+        self._started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.ledger.start_run(
             self.run_id,
             recipe=self.plan.recipe,
@@ -189,6 +191,7 @@ class Runner:
             self._manifest.shutdown(wait=True)
             status = "interrupted" if interrupted else "aborted" if self.state.stop else "done"
             self.ledger.finish_run(self.run_id, status)
+            self._record_run(status, started)
             self.summary = RunSummary(
                 run_id=self.run_id,
                 out_dir=str(self.store.root),
@@ -201,6 +204,32 @@ class Runner:
                 seconds=time.monotonic() - started,
             )
         return self.summary
+
+    def _record_run(self, status: str, started: float) -> None:
+        """``runs/<run id>.json`` beside the manifest: what a report of this run needs to say."""
+        order: dict[str, list[str]] = {axis: [] for axis in self.plan.axes}
+        for job in self.plan.jobs:
+            for axis, value in job.values.items():
+                if axis in order and value not in order[axis]:
+                    order[axis].append(value)
+        self.store.write_run(
+            self.run_id,
+            {
+                "id": self.run_id,
+                "recipe": self.plan.recipe,
+                "recipe_path": self.plan.recipe_path,
+                "model": self.spec.id,
+                "backend": self.options.backend,
+                "status": status,
+                "budget_usd": self.budget.cap_usd,
+                "spent_usd": round(self.budget.spent_usd, 6),
+                "unknown_usd": round(self.budget.unknown_usd, 6),
+                "started": self._started_at,
+                "seconds": round(time.monotonic() - started, 3),
+                "axes": list(self.plan.axes),
+                "values": order,
+            },
+        )
 
     async def _worker(self, jobs: Iterator[Job]) -> None:
         for job in jobs:
@@ -556,8 +585,17 @@ class Runner:
                 "cost_usd": result.cost_usd,
                 "seed": job.payload.get("seed"),
                 "values": job.values,
+                "prompt": _prompt_of(job.payload),
                 "error": result.error,
                 "seconds": round(result.seconds, 3),
             },
         )
         return result
+
+
+def _prompt_of(payload: dict[str, Any]) -> str | None:
+    """The prompt a person reads on the report (workflows spell it "Prompt")."""
+    for name in ("prompt", "Prompt"):
+        if isinstance(payload.get(name), str):
+            return str(payload[name])
+    return None

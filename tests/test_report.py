@@ -1,0 +1,161 @@
+"""The HTML report: written after a run, rewritten on demand, grouped by axes, escaping every string."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import cli
+from engine.errors import InputError
+from engine.report import find_run_dir, write_report
+from engine.simulator import SimulatorConfig, all_specs, create_app, parse_faults, serving
+from tests.helpers import ROOT, write_tree
+
+RECIPE = """\
+    model: scenecraft
+    matrix:
+      product:
+        - {id: "<script>alert(1)</script>", image: images/sofa.png, noun: "sofa & <b>chair</b>"}
+        - {id: lamp, image: images/sofa.png, noun: lamp}
+      style: [cozy, "loft \\"2\\""]
+      aspect_ratio: ["1:1 (Perfect Square)", "16:9 (Panorama)"]
+    exclude: [{product: lamp, style: cozy}]
+    params:
+      image: "{{ product.image }}"
+      prompt: "A {{ product.noun }} in a {{ style }} room"
+      aspect_ratio: "{{ aspect_ratio }}"
+      megapixel: "0.1"
+      seed: auto
+    output: "{{ product.id | slug }}/{{ style | slug }}-{{ aspect_ratio | slug }}"
+    """
+
+
+def run(*args: str, **env: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), env=env or None, prog_name="render")
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    write_tree(
+        tmp_path,
+        {
+            "r.yaml": RECIPE,
+            "images/sofa.png": (ROOT / "recipes" / "images" / "sofa.png").read_bytes(),
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
+    code, out, err = run("r.yaml", RENDER_HOME=str(tmp_path / "home"))
+    assert code == 0, err
+    assert out.endswith("  report   renders/r/index.html\n")
+    return tmp_path / "renders" / "r"
+
+
+def test_every_run_ends_with_a_report_of_every_job(rendered: Path) -> None:
+    page = (rendered / "index.html").read_text()
+    assert page.count('<div class="cell succeeded">') == 6
+    assert page.count('<div class="cell empty">') == 2  # lamp/cozy, excluded, in both sections
+    assert page.count("<section>") == 2  # a section per aspect ratio
+    assert "<h2>aspect_ratio 1x1</h2>" in page
+    assert "rows: product · columns: style · sections: aspect_ratio" in page
+    assert "PREVIEW: local renders, not Segmind's" in page
+    thumbs = list((rendered / ".thumbs").rglob("*.jpg"))
+    assert len(thumbs) == 6
+    for src in re.findall(r'<img src="([^"]+)"', page):
+        assert (rendered / src).exists()
+    for href in re.findall(r'<a href="([^"]+)"><img', page):
+        assert (rendered / href).exists()
+
+
+def test_every_user_string_stays_text(rendered: Path) -> None:
+    page = (rendered / "index.html").read_text()
+    assert "<script" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "sofa &amp; &lt;b&gt;chair&lt;/b&gt;" in page
+    assert "loft &quot;2&quot;" in page
+
+
+def test_the_page_needs_no_network(rendered: Path) -> None:
+    page = (rendered / "index.html").read_text()
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    assert "<link" not in page
+
+
+def test_render_report_rewrites_it_from_the_folder_or_the_run_id(rendered: Path) -> None:
+    (rendered / "index.html").unlink()
+    code, out, _ = run("report", str(rendered), RENDER_HOME=str(rendered.parents[1] / "home"))
+    assert (code, out) == (0, f"{rendered / 'index.html'}\n")
+    run_id = json.loads(next((rendered / "runs").glob("*.json")).read_text())["id"]
+    (rendered / "index.html").unlink()
+    code, out, _ = run("report", run_id, RENDER_HOME=str(rendered.parents[1] / "home"))
+    assert code == 0
+    assert (rendered / "index.html").exists()
+    code, _, err = run("report", "nope", RENDER_HOME=str(rendered.parents[1] / "home"))
+    assert (code, err) == (
+        2,
+        "error: nope: no such run folder or run id (a run's folder is renders/<recipe>/)\n",
+    )
+
+
+def test_no_report_skips_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "r.yaml": RECIPE,
+            "images/sofa.png": (ROOT / "recipes" / "images" / "sofa.png").read_bytes(),
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run("r.yaml", "--no-report", "--limit", "1", RENDER_HOME=str(tmp_path / "home"))
+    assert code == 0
+    assert "report" not in out
+    assert not (tmp_path / "renders" / "r" / "index.html").exists()
+
+
+def test_failed_and_skipped_jobs_show_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "r.yaml": "model: sd1.5-scifi\nprice_usd: 0.01\nbudget_usd: 1\nmatrix:\n  n: [0, 1, 2, 3, 4, 5]\nparams:\n  prompt: city {{ n }}\n  base64: true\n"
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    app = create_app(
+        SimulatorConfig(
+            specs=all_specs(),
+            unpriced_usd=0.01,
+            images="tiny",
+            faults=parse_faults("failed=0.5"),
+            seed=4,
+        )
+    )
+    with serving(app) as base:
+        env = {
+            "SEGMIND_API_KEY": "sk-test",
+            "SEGMIND_BASE_URL": base,
+            "RENDER_HOME": str(tmp_path / "home"),
+        }
+        run("r.yaml", **env)
+        _code, _, _ = run("r.yaml", **env)  # the successes are skipped, the failures tried again
+    page = (tmp_path / "renders" / "r" / "index.html").read_text()
+    # Seed 4's schedule: the first run fails 5 of 6; the second skips the one done, and of the 5
+    # sent again 4 succeed and 1 fails.
+    assert page.count('<div class="cell skipped">') == 1
+    assert page.count('<div class="cell succeeded">') == 4
+    assert page.count('<div class="cell failed">') == 1
+    assert "Generation failed (simulated): the content was blocked" in page
+    assert "on segmind · $0.04 spent of a $1.00 budget" in page
+
+
+def test_a_report_needs_a_run(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no run recorded here yet"):
+        write_report(tmp_path)
+    with pytest.raises(InputError, match="no such run folder or run id"):
+        find_run_dir(tmp_path / "missing", home=tmp_path)
