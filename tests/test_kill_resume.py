@@ -41,9 +41,7 @@ from tests.helpers import ROOT, write_tree
 RENDER = Path(sys.executable).with_name("render")
 KEY = "sk-test"
 SEED = int(os.environ.get("KILL_RESUME_SEED", "20261121"))
-# The simulator's latency. SceneCraft's spec says ~34 s, so a fresh process first polls a job after
-# 0.25 s and next after ~29 s (engine/polling.py): a job that takes 0.3 s would hold a run for half
-# a minute. 0.2 s is done by that first poll, so a whole run takes ~2 s and a kill lands mid-run.
+# The simulator's latency: short, so a whole run takes ~2 s and a kill lands mid-run.
 LATENCY_S = "0.2"
 MANIFEST_KEYS = {
     "run",
@@ -53,6 +51,7 @@ MANIFEST_KEYS = {
     "cost_usd",
     "seed",
     "values",
+    "prompt",
     "error",
     "seconds",
 }
@@ -415,13 +414,21 @@ def test_runs_killed_at_random_points_resume_without_paying_twice_or_losing_outp
         with Image.open(root / job.output) as image:
             image.load()
             assert image.format == "PNG"
-    found = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    # Besides the pictures and the manifest, a run leaves its report: index.html, its thumbnails in
+    # .thumbs/ and one runs/<id>.json per run that got to its end.
+    found = {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and not p.relative_to(root).as_posix().startswith((".thumbs/", "runs/"))
+    }
+    found.discard("index.html")
     # Temporary files (`.NAME.xxxx.part`, or anything hidden) are checked last, below.
     leftovers = sorted(
         name
         for name in found
         if name.endswith(".part") or any(part.startswith(".") for part in name.split("/"))
     )
+    assert not [p for p in (root / ".thumbs").rglob("*") if p.name.endswith(".part")]
     assert set(found) - set(leftovers) == {"manifest.jsonl"} | {job.output for job in plan.jobs}
 
     # --- the manifest: whole lines, one per job of each run that was not killed ----------------
