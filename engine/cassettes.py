@@ -27,6 +27,8 @@ from vcr.persisters.filesystem import CassetteNotFoundError
 from vcr.request import Request as VcrRequest
 from vcr.serialize import deserialize, serialize
 
+from engine.files import atomic_write
+
 __all__ = [
     "PREVIEW_HOST",
     "RECORD_MODES",
@@ -225,10 +227,7 @@ class _BlobPersister:
         for response in cassette_dict["responses"]:
             body = response.get("body", {})
             body["string"] = _out_of_line(body.get("string"), blobs)
-        text = serialize(cassette_dict, serializer)
-        tmp = path.with_name(f".{path.name}.part")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        atomic_write(path, serialize(cassette_dict, serializer))
 
 
 _BLOB_PREFIX = "blob:sha256:"
@@ -262,9 +261,7 @@ def _store(raw: bytes, blobs: Path) -> str:
     digest = hashlib.sha256(raw).hexdigest()
     target = blobs / digest
     if not target.exists():
-        tmp = target.with_name(f".{digest}.part")
-        tmp.write_bytes(raw)
-        tmp.replace(target)
+        atomic_write(target, raw)
     return digest
 
 

@@ -576,14 +576,14 @@ def specs() -> None:
 def specs_import(page: Path, overlay: Path | None, output: Path | None) -> None:
     """Read a Segmind API PAGE (saved as text) into a spec."""
     from engine.docimport import generate_spec
-    from engine.yamlfile import atomic_write_text
+    from engine.files import atomic_write
 
     text, notes = generate_spec(page, overlay=overlay)
     _warn(notes, page.name)
     if output is None:
         click.echo(text, nl=False)
         return
-    atomic_write_text(output, text)
+    atomic_write(output, text)
     click.echo(f"wrote {output}", err=True)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import email.utils
-import functools
 import itertools
 import json
 import mimetypes
@@ -139,6 +138,9 @@ class SegmindClient:
     cassette_misses: tuple[type[BaseException], ...] = ()
     explain_miss: Any = None
     _pool: list[httpx.AsyncClient] = field(init=False)
+    # Local images as base64, read once per client (one run) however many jobs send them: not
+    # longer, since a file may change between two runs of one process.
+    _encodings: dict[Path, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         # httpcore rescans its whole pool on every request (encode/httpx#3215): past a few dozen
@@ -182,7 +184,11 @@ class SegmindClient:
         for name, value in payload.items():
             param = spec.params.get(name)
             if isinstance(value, LocalImage):
-                resolved[name] = _encoded(value.path)
+                if value.path not in self._encodings:
+                    self._encodings[value.path] = base64.b64encode(value.path.read_bytes()).decode(
+                        "ascii"
+                    )
+                resolved[name] = self._encodings[value.path]
             elif (
                 param is not None
                 and param.encoding == "base64"
@@ -327,12 +333,6 @@ class SegmindClient:
         if not found:
             raise JobFailed(f"the answer holds no image: {str(output)[:120]}")
         return found
-
-
-@functools.lru_cache(maxsize=64)
-def _encoded(path: Path) -> str:
-    """A local image as base64, read once per run however many jobs send it."""
-    return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def _leaves(value: Any) -> list[str]:

@@ -5,18 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from engine.files import TEMP_SUFFIX, atomic_write
+
 __all__ = ["OutputStore", "file_sha256"]
 
 MANIFEST = "manifest.jsonl"
-# Files are written through private temp files; the result should get the mode the user's umask
-# gives any new file, not the temp file's 0600. Read once, at import, before any thread starts.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def file_sha256(path: Path) -> str | None:
@@ -33,15 +30,18 @@ class OutputStore:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.manifest = root / MANIFEST
-        # A kill between writing a temp file and renaming it leaves the temp file: sweep them.
-        for stale in self.root.rglob(".*.part"):
+        self._cut_line = False
+
+    def prepare(self) -> None:
+        """Before a run writes here: clear what a killed run may have left half-done."""
+        # A kill between writing a temp file and renaming it leaves the temp file.
+        for stale in self.root.rglob(f".*{TEMP_SUFFIX}"):
             stale.unlink(missing_ok=True)
         # A kill mid-append leaves a line without its newline: end it before adding the next.
-        self._cut_line = (
-            self.manifest.exists()
-            and not self.manifest.read_bytes().endswith(b"\n")
-            and self.manifest.stat().st_size > 0
-        )
+        if self.manifest.exists() and self.manifest.stat().st_size:
+            with self.manifest.open("rb") as handle:
+                handle.seek(-1, os.SEEK_END)
+                self._cut_line = handle.read(1) != b"\n"
 
     def paths_for(self, planned: str, extensions: Sequence[str]) -> list[str]:
         """The plan's path for the first output, ``-2``, ``-3``… beside it for more (``samples``);
@@ -56,19 +56,7 @@ class OutputStore:
 
     def write(self, relative: str, data: bytes) -> str:
         """Write one file atomically; returns its sha256."""
-        target = self.root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.root / relative, data, sync=True)
         return hashlib.sha256(data).hexdigest()
 
     def place(self, source: str, target: str) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from engine.errors import RenderError
+from engine.files import atomic_write
 from engine.localimage import LocalImage
 
 __all__ = ["RecipeCollector", "RecipeItem"]
@@ -141,10 +142,7 @@ class RecipeItem(pytest.Item):
         if stored == text:
             return
         if self.config.getoption("render_update"):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.part")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(target)
+            atomic_write(target, text)
             return
         if stored is None:
             raise RecipeProblem(

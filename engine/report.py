@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from engine.errors import InputError
+from engine.files import atomic_write
 from engine.outputs import OutputStore
 
 __all__ = ["REPORT", "RUNS", "find_run_dir", "write_report"]
@@ -58,9 +59,7 @@ def write_report(out_dir: Path, run_id: str | None = None) -> Path:
         for output in entry.get("outputs") or []:
             _thumbnail(out_dir, output)
     page = out_dir / REPORT
-    tmp = page.with_name(f".{REPORT}.part")
-    tmp.write_text(_page(run, entries), encoding="utf-8")
-    tmp.replace(page)
+    atomic_write(page, _page(run, entries))
     return page
 
 

@@ -169,6 +169,7 @@ class Runner:
     async def run(self) -> RunSummary:
         started = time.monotonic()
         self._started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.store.prepare()
         self.ledger.start_run(
             self.run_id,
             recipe=self.plan.recipe,

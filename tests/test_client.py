@@ -9,6 +9,7 @@ import email.utils
 import json
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -172,3 +173,18 @@ def test_retry_after_in_seconds_as_a_date_or_as_segminds_reset_header() -> None:
     reset = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=10)).isoformat()
     assert 5 < (_retry_after(response(**{"x-rate-limit-reset-at-utc": reset})) or 0) <= 10
     assert _retry_after(response()) is None
+
+
+def test_an_image_changed_between_two_runs_is_sent_as_it_is_now(tmp_path: Path) -> None:
+    image = tmp_path / "product.png"
+    image.write_bytes(SOFA.read_bytes())
+
+    async def sent(client: SegmindClient) -> bytes:
+        body = await client.body(
+            load_spec("scenecraft"), {"image": LocalImage(image), "prompt": "p"}
+        )
+        return base64.b64decode(json.loads(body)["image"])
+
+    assert with_client(sent) == SOFA.read_bytes()
+    image.write_bytes(b"\x89PNG a different picture")
+    assert with_client(sent) == b"\x89PNG a different picture"  # a new run reads the file again

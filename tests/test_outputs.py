@@ -44,6 +44,7 @@ def test_manifest_lines_survive_a_line_cut_by_a_kill(tmp_path: Path) -> None:
     with store.manifest.open("a") as handle:
         handle.write('{"run": "r1", "job": "b", "sta')  # what a SIGKILL mid-write leaves
     resumed = OutputStore(tmp_path)  # the next run
+    resumed.prepare()
     resumed.record({"run": "r2", "job": "b", "status": "succeeded"})
     assert [(e["run"], e["job"]) for e in resumed.entries()] == [("r1", "a"), ("r2", "b")]
     assert resumed.entries("r2") == [{"job": "b", "run": "r2", "status": "succeeded"}]

@@ -1,4 +1,4 @@
-"""YAML reading keeps lines for every key and item, refuses duplicate keys, and writes atomically."""
+"""YAML reading keeps lines for every key and item and refuses duplicate keys; writing is stable."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import YamlError
-from engine.yamlfile import atomic_write_text, dump_yaml, load_yaml, parse_yaml
-from tests.helpers import write_tree
+from engine.yamlfile import dump_yaml, load_yaml, parse_yaml
 
 
 def test_lines_of_keys_and_items() -> None:
@@ -48,10 +47,3 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_dump_keeps_order_and_unicode() -> None:
     assert dump_yaml({"b": 1, "a": ["é", 2.0]}) == "b: 1\na:\n  - é\n  - 2.0\n"
-
-
-def test_atomic_write_replaces_whole_files(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"x.txt": "old"})
-    atomic_write_text(tmp_path / "x.txt", "new")
-    assert (tmp_path / "x.txt").read_text() == "new"
-    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
