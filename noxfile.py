@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
@@ -16,7 +14,6 @@ SPEC_IDS = (
     "sd1.5-scifi",
     "furniture-staging",
 )
-DOCS = Path(__file__).resolve().parent.parent / "shared" / "segmind-docs"
 
 
 @nox.session
@@ -68,10 +65,10 @@ def cassettes(session: nox.Session) -> None:
 
 @nox.session
 def specs(session: nox.Session) -> None:
-    """Regenerate specs/*.yaml from the API pages in ../shared/segmind-docs and their overlays."""
+    """Regenerate specs/*.yaml from the API pages in specs/pages/ and their overlays."""
     session.install("-e", ".")
     for spec_id in SPEC_IDS:
         session.run(
-            "render", "specs", "import", str(DOCS / f"{spec_id}.txt"),
+            "render", "specs", "import", f"specs/pages/{spec_id}.txt",
             "--overlay", f"specs/overlays/{spec_id}.yaml", "-o", f"specs/{spec_id}.yaml",
         )  # fmt: skip

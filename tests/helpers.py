@@ -1,4 +1,4 @@
-"""Test helpers: write small file trees from dedented text, and find the shared Segmind pages."""
+"""Test helpers: write small file trees from dedented text, and find the seed Segmind API pages."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DOCS = ROOT.parent / "shared" / "segmind-docs"
+# The seed API pages the shipped specs are generated from, kept byte for byte as published.
+PAGES = ROOT / "specs" / "pages"
 SPEC_IDS = (
     "scenecraft",
     "ai-product-photography",
@@ -37,11 +38,11 @@ def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
     return root
 
 
-def shared_page(spec_id: str) -> Path:
-    """The seed API page for ``spec_id``; skips the test where ../shared/segmind-docs is absent."""
-    path = SHARED_DOCS / f"{spec_id}.txt"
+def seed_page(spec_id: str) -> Path:
+    """The seed API page for ``spec_id``, shipped in specs/pages/; a missing one fails the test."""
+    path = PAGES / f"{spec_id}.txt"
     if not path.is_file():
-        pytest.skip(f"{SHARED_DOCS} is absent: the seed API pages are not beside the project")
+        pytest.fail(f"{path} is missing: every seed API page ships in specs/pages/")
     return path
 
 

@@ -12,14 +12,14 @@ from engine.errors import PayloadError
 from engine.localimage import LocalImage
 from engine.specs import load_spec
 from engine.validation import check_payload, payload_violations
-from tests.helpers import SPEC_IDS, shared_page
+from tests.helpers import SPEC_IDS, seed_page
 
 IMAGE_B64 = "iVBORw0KGgo" + "A" * 80
 
 
 def _page_example(spec_id: str) -> dict[str, object]:
     """The example payload printed on the seed page, with base64 calls standing in as base64 text."""
-    page_path = shared_page(spec_id)
+    page_path = seed_page(spec_id)
     page = Page.from_text(page_path.read_text(encoding="utf-8"), page_path.name)
     sample = read_samples(page, None)
     return {k: IMAGE_B64 if isinstance(v, Base64Of) else v for k, v in sample.payload.items()}

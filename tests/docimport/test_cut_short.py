@@ -6,12 +6,12 @@ import pytest
 
 from engine.docimport import import_page, import_text
 from engine.errors import SpecImportError
-from tests.helpers import SPEC_IDS, shared_page
+from tests.helpers import SPEC_IDS, seed_page
 
 
 @pytest.mark.parametrize("spec_id", SPEC_IDS)
 def test_every_cut_imports_a_prefix_of_the_parameters_or_names_the_problem(spec_id: str) -> None:
-    page = shared_page(spec_id)
+    page = seed_page(spec_id)
     full = import_page(page).spec
     lines = page.read_text(encoding="utf-8").split("\n")
     listed_from = next((i for i, line in enumerate(lines) if line.strip() == "Parameters"), None)
@@ -35,7 +35,7 @@ def test_every_cut_imports_a_prefix_of_the_parameters_or_names_the_problem(spec_
 
 
 def test_cut_inside_the_parameter_list_warns_and_keeps_what_was_read() -> None:
-    page = shared_page("scenecraft")
+    page = seed_page("scenecraft")
     lines = page.read_text(encoding="utf-8").split("\n")
     cut = next(i for i, line in enumerate(lines) if line == "megapixeloptional")
     result = import_text("\n".join(lines[:cut]), name="scenecraft.txt", spec_id="scenecraft")

@@ -7,25 +7,43 @@ from pathlib import Path
 import pytest
 
 from engine.docimport import generate_spec, import_page
-from engine.specs import Spec
-from tests.helpers import ROOT, SPEC_IDS, shared_page
+from engine.specs import Spec, available_specs, load_spec_file
+from tests.helpers import PAGES, ROOT, SPEC_IDS, seed_page
 
 SPECS = ROOT / "specs"
 
 
 @pytest.mark.parametrize("spec_id", SPEC_IDS)
 def test_shipped_spec_is_exactly_what_its_page_and_overlay_generate(spec_id: str) -> None:
-    page = shared_page(spec_id)
+    page = seed_page(spec_id)
     text, _ = generate_spec(page, overlay=SPECS / "overlays" / f"{spec_id}.yaml")
     shipped = (SPECS / f"{spec_id}.yaml").read_text(encoding="utf-8")
     assert text == shipped, (
-        f"specs/{spec_id}.yaml has drifted from its page: regenerate it with "
-        f"`render specs import {page} --overlay specs/overlays/{spec_id}.yaml -o specs/{spec_id}.yaml`"
+        f"specs/{spec_id}.yaml has drifted from its page: regenerate it with `render specs import "
+        f"specs/pages/{page.name} --overlay specs/overlays/{spec_id}.yaml -o specs/{spec_id}.yaml`"
     )
 
 
+def test_every_shipped_spec_names_a_page_that_ships_beside_it() -> None:
+    for spec_id in SPEC_IDS:
+        source = load_spec_file(SPECS / f"{spec_id}.yaml").source
+        assert (PAGES / source).is_file(), (
+            f"specs/{spec_id}.yaml: source {source} not in specs/pages/"
+        )
+
+
+def test_the_pages_beside_the_specs_are_not_taken_for_specs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # specs/ ships in the wheel as engine/_specs, pages and all: only its own *.yaml are specs.
+    monkeypatch.delenv("RENDER_SPECS_PATH", raising=False)
+    found = available_specs()
+    assert set(SPEC_IDS) <= set(found)
+    assert all(path.suffix == ".yaml" and path.parent == SPECS for path in found.values())
+
+
 def _spec(spec_id: str) -> Spec:
-    return import_page(shared_page(spec_id)).spec
+    return import_page(seed_page(spec_id)).spec
 
 
 def test_model_page_header_fields() -> None:
@@ -62,7 +80,7 @@ def test_model_page_parameters_in_page_order_with_everything_the_page_says() -> 
 
 
 def test_truncated_enum_is_marked_incomplete_with_a_warning() -> None:
-    result = import_page(shared_page("scenecraft"))
+    result = import_page(seed_page("scenecraft"))
     aspect = result.spec.params["aspect_ratio"]
     assert len(aspect.enum or ()) == 10
     assert aspect.enum_complete is False
@@ -98,7 +116,7 @@ def test_v2_page_is_async_with_the_v2_endpoint() -> None:
 
 
 def test_zero_latency_is_unknown_and_said_so() -> None:
-    result = import_page(shared_page("sd1.5-scifi"))
+    result = import_page(seed_page("sd1.5-scifi"))
     assert result.spec.latency_s is None
     assert any(n.line == 5 and "~0.00s, which is no measurement" in n.message for n in result.notes)
 
@@ -119,7 +137,7 @@ def test_workflow_page() -> None:
 
 
 def test_older_page_takes_names_from_the_code_sample() -> None:
-    result = import_page(shared_page("furniture-staging"))
+    result = import_page(seed_page("furniture-staging"))
     spec = result.spec
     assert (spec.title, spec.endpoint, spec.protocol, spec.response) == (
         "Furniture Staging",
@@ -148,6 +166,6 @@ def test_older_page_takes_names_from_the_code_sample() -> None:
 
 def test_overlay_notes_answer_the_page_warnings_they_fix(tmp_path: Path) -> None:
     _, notes = generate_spec(
-        shared_page("scenecraft"), overlay=SPECS / "overlays" / "scenecraft.yaml"
+        seed_page("scenecraft"), overlay=SPECS / "overlays" / "scenecraft.yaml"
     )
     assert not [n for n in notes if "aspect_ratio" in n.message]
