@@ -7,7 +7,7 @@ Heavy libraries (pydantic, rich, the importer) are imported inside the commands 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
@@ -19,10 +19,13 @@ if TYPE_CHECKING:
 
     from engine.docimport import Note
     from engine.executor import Backend
+    from engine.ledger import RunRow, Spend
     from engine.plan import Plan
     from engine.progress import ProgressModel
     from engine.runner import Result, RunOptions
+    from engine.settings import Home
     from engine.specs import Spec
+    from engine.triage import Outlook
 
 __all__ = ["EXIT", "main"]
 
@@ -36,8 +39,6 @@ EXIT = {
     "interrupted": 130,
 }
 
-# A run estimated above this asks first (DESIGN.md, CLI).
-CONFIRM_ABOVE_USD = 5.0
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -84,6 +85,16 @@ def _warn(notes: Iterable[Note], source: str) -> None:
         click.echo(f"warning: {where}{note.message}", err=True)
 
 
+_GROUP_HELP = """render: a declarative render engine for Segmind's image APIs.
+
+`render RECIPE... [OPTIONS]` plans and renders recipes; `render RECIPE --dry-run` shows every job,
+what it costs and what is already rendered, without sending anything. Outputs go to
+renders/<recipe name>/ under the folder you run render from (or --out DIR); a recipe's image paths
+are read relative to the recipe file. The ledger that keeps runs from paying twice lives in your
+user data folder (RENDER_HOME overrides).
+"""
+
+
 class _RenderGroup(click.Group):
     """`render RECIPE...` runs recipes; any other first word is a command (`render specs list`)."""
 
@@ -95,20 +106,59 @@ class _RenderGroup(click.Group):
                 args = ["run", *args]
         return super().parse_args(ctx, args)
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The run options first (most invocations are runs), then the commands in full."""
+        run_command = self.commands["run"]
+        with click.Context(run_command, info_name="run", parent=ctx) as run_ctx:
+            rows = [
+                row
+                for param in run_command.get_params(run_ctx)
+                if (row := param.get_help_record(run_ctx)) is not None
+            ]
+        with formatter.section("Run options (render RECIPE... [OPTIONS])"):
+            formatter.write_dl(rows)
+        with formatter.section("Commands"):
+            formatter.write_dl(
+                [
+                    (name, command.help.split("\n\n")[0].replace("\n", " ") if command.help else "")
+                    for name, command in sorted(self.commands.items())
+                    if name != "run"
+                ]
+            )
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        del ctx, formatter  # listed by format_options, whole
+
 
 @click.group(
     cls=_RenderGroup,
+    help=_GROUP_HELP,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     options_metavar="[RECIPE...] [OPTIONS]",
     subcommand_metavar="| COMMAND [ARGS]...",
 )
 @click.version_option(package_name="render-engine", prog_name="render")
 def cli() -> None:
-    """render: a declarative render engine for Segmind's image APIs.
+    pass
 
-    `render RECIPE... [OPTIONS]` plans and renders recipes (`render run --help` lists the options);
-    `render recipes/spring.yaml --dry-run` shows every job and its cost without sending anything.
-    """
+
+class _Dollars(click.ParamType):  # type: ignore[type-arg]
+    """An amount of dollars: finite, and not negative (nan would make every check pass)."""
+
+    name = "USD"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        import math
+
+        try:
+            amount = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not an amount of dollars, such as 12.50", param, ctx)
+        if not math.isfinite(amount) or amount < 0:
+            self.fail(f"'{value}' is not allowed: give a finite amount, 0 or more", param, ctx)
+        return amount
 
 
 @cli.command("run", context_settings={"help_option_names": ["-h", "--help"]})
@@ -127,9 +177,7 @@ def cli() -> None:
     help="segmind (needs SEGMIND_API_KEY) or preview (free, local). Default: segmind when a key is set.",
 )
 @click.option(
-    "--budget",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Budget cap in USD (overrides the recipe's).",
+    "--budget", type=_Dollars(), help="Budget cap in USD for each recipe (overrides budget_usd)."
 )
 @click.option(
     "--concurrency",
@@ -144,7 +192,7 @@ def cli() -> None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder instead of renders/ (each recipe in DIR/<name>/).",
+    help="Output folder instead of ./renders (each recipe in DIR/<name>/), relative to where you run.",
 )
 @click.option(
     "--only",
@@ -153,7 +201,11 @@ def cli() -> None:
     help="Keep only jobs with this axis value (repeatable).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Keep only the first N jobs.")
-@click.option("--force", is_flag=True, help="Render again even jobs whose outputs exist.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Pay again for jobs already rendered (queued requests are collected, never re-sent).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask before a run estimated above $5.")
 @click.option(
     "--cassette",
@@ -165,7 +217,7 @@ def cli() -> None:
     type=click.Choice(["once", "new", "all", "none"]),
     default="once",
     show_default=True,
-    help="once: record if the cassette is new; new: add new requests; all: record again; none: replay only.",
+    help="once: record if the cassette is new, else replay; new: add new requests; all: record again; none: replay only.",
 )
 @click.option(
     "--no-report", is_flag=True, help="Do not write the HTML report at the end of the run."
@@ -173,10 +225,12 @@ def cli() -> None:
 @click.option(
     "--retry-unknown",
     is_flag=True,
-    help="Send again jobs an earlier run sent but never heard back about.",
+    help="Send again jobs an earlier run sent but never heard back about (they may be paid twice).",
 )
+@click.pass_context
 @_handles_errors
 def run(
+    ctx: click.Context,
     *,
     recipes: tuple[Path, ...],
     dry_run: bool,
@@ -198,117 +252,259 @@ def run(
     """Plan RECIPE... and render them (with --dry-run: plan and price only)."""
     import json
 
-    from engine.dryrun import describe_plan
+    from engine.dryrun import describe_plan, plan_json
     from engine.plan import build_plan, parse_only
     from engine.recipe import load_recipe
+    from engine.runner import RunOptions
 
     if as_json and not dry_run:
         raise click.UsageError("--json goes with --dry-run")
+    if len(recipes) > 1 and cassette is not None:
+        raise click.UsageError("--cassette takes one recipe at a time")
+    # A replay sends nothing: it needs no key, no price and no budget. `--record once` replays a
+    # cassette that exists already.
+    replay = cassette is not None and (record == "none" or (record == "once" and cassette.exists()))
+    choice = _choose_backend("preview" if replay else backend)
     pairs = parse_only(only)
     plans = [
         build_plan(load_recipe(path), budget_usd=budget, only=pairs, limit=limit)
         for path in recipes
     ]
+    # A run with a cassette never skips a job: the recording must hold them all.
+    options = RunOptions(
+        concurrency=concurrency,
+        rpm=rpm,
+        force=force or cassette is not None,
+        retry_unknown=retry_unknown,
+        replay=replay,
+    )
+    label = "replay" if replay else choice.label
+    outlooks = [_outlook(plan, _out_dir(out, plan), label, options) for plan in plans]
     if dry_run or any(plan.errors for plan in plans):
         if as_json:
-            objects = [plan.to_json() for plan in plans]
+            objects = [
+                plan_json(plan, outlook, out_dir=_out_dir(out, plan))
+                for plan, outlook in zip(plans, outlooks, strict=True)
+            ]
             click.echo(json.dumps(objects[0] if len(objects) == 1 else objects, indent=2))
         else:
             click.echo(
-                "\n\n".join(describe_plan(p, concurrency=concurrency, rpm=rpm) for p in plans)
+                "\n\n".join(
+                    describe_plan(
+                        plan, outlook, out_dir=_out_dir(out, plan), concurrency=concurrency, rpm=rpm
+                    )
+                    for plan, outlook in zip(plans, outlooks, strict=True)
+                )
             )
         if any(plan.errors for plan in plans):
             sys.exit(EXIT["invalid_input"])
-        if any(plan.within_budget is False for plan in plans):
+        from engine.dryrun import within_budget
+
+        if any(within_budget(p, o) is False for p, o in zip(plans, outlooks, strict=True)):
             sys.exit(EXIT["budget"])
         return
-    from engine.runner import RunOptions
-
-    replay = cassette is not None and record == "none"
-    if len(plans) > 1 and cassette is not None:
-        raise click.UsageError("--cassette takes one recipe at a time")
-    # A replay sends nothing: it needs no key, no price and no budget, and it never skips a job.
-    chosen = _backend("preview" if replay else backend, notice=not replay)
-    codes = []
-    for plan in plans:
-        if not replay:
-            _gate(plan, chosen.name, yes=yes)
-        options = RunOptions(
-            backend="replay" if replay else chosen.name,
-            charge=chosen.charges and not replay,
-            concurrency=concurrency,
-            rpm=rpm,
-            force=force or cassette is not None,
-            retry_unknown=retry_unknown,
-            replay=replay,
+    if not choice.chosen and not replay:
+        click.echo(
+            "note: SEGMIND_API_KEY is not set: rendering free local previews "
+            "(--backend segmind renders for real)",
+            err=True,
         )
+    chosen = _backend(choice)
+    codes = []
+    for plan, outlook in zip(plans, outlooks, strict=True):
+        if choice.charges and not replay:
+            _gate(plan, outlook, yes=yes)
+        elif choice.name == "preview" and not replay:
+            _would_refuse(plan, options, out_dir=_out_dir(out, plan))
         codes.append(
             _render(
                 plan,
                 chosen,
                 options,
-                out=out,
+                out_dir=_out_dir(out, plan),
                 cassette=cassette,
                 record=record,
                 report=not no_report,
+                resume=_resume_command(ctx, plan),
             )
         )
     # The most serious outcome wins; 0 only when every recipe ended well.
     sys.exit(max(codes, key=lambda code: (code != 0, code)))
 
 
-def _backend(name: str | None, *, notice: bool = True) -> Backend:
-    import os
+def _out_dir(out: Path | None, plan: Plan) -> Path:
+    return (out or Path("renders")) / plan.recipe
 
-    from engine.executor import preview_backend, segmind_backend
 
-    key = os.environ.get("SEGMIND_API_KEY", "").strip()
+class _Choice:
+    """The backend a run will use, before it is built: its name, key and ledger label."""
+
+    def __init__(self, name: str, key: str = "", *, chosen: bool = True) -> None:
+        from engine.settings import base_url, host_label
+
+        self.name = name
+        self.key = key
+        # False: the preview because no key is set, which the user is told when the run starts.
+        self.chosen = chosen
+        self.base_url = base_url() if name == "segmind" else ""
+        self.label = host_label(self.base_url) if name == "segmind" else name
+
+    @property
+    def charges(self) -> bool:
+        return self.name == "segmind"
+
+
+def _choose_backend(name: str | None) -> _Choice:
+    from engine.settings import api_key
+
+    key = api_key()
     if name == "preview" or (name is None and not key):
-        if name is None and notice:
-            click.echo(
-                "note: SEGMIND_API_KEY is not set: rendering free local previews "
-                "(--backend segmind renders for real)",
-                err=True,
-            )
-        return preview_backend()
+        return _Choice("preview", chosen=name is not None)
     if not key:
         raise click.UsageError("--backend segmind needs SEGMIND_API_KEY in the environment")
-    return segmind_backend(key)
+    _check_key(key)
+    return _Choice("segmind", key)
 
 
-def _gate(plan: Plan, backend: str, *, yes: bool) -> None:
-    """What must hold before money is spent: a price, a budget the plan fits, and a yes above $5."""
-    from engine.dryrun import money
-    from engine.errors import BudgetError, InputError
+def _check_key(key: str) -> None:
+    """A key that cannot go in an HTTP header is refused before anything is planned or sent; the
+    message says what is wrong with it, never the key itself."""
+    from engine.errors import CredentialError
 
-    if backend != "segmind":
+    for position, char in enumerate(key, start=1):
+        if char in "\r\n":
+            problem = "a line break"
+        elif not char.isascii():
+            problem = "a character that is not ASCII"
+        elif not char.isprintable() or char.isspace():
+            problem = "a space or a control character"
+        else:
+            continue
+        raise CredentialError(
+            f"SEGMIND_API_KEY cannot be sent: it holds {problem} (character {position} of "
+            f"{len(key)}; the key is not shown). Set it to the key alone, as Segmind's console shows it"
+        )
+
+
+def _backend(choice: _Choice) -> Backend:
+    from engine.executor import preview_backend, segmind_backend
+
+    if choice.name == "preview":
+        return preview_backend()
+    return segmind_backend(choice.key, base_url=choice.base_url)
+
+
+def _outlook(plan: Plan, out_dir: Path, label: str, options: RunOptions) -> Outlook:
+    """What each job of ``plan`` needs, from the ledger (if there is one yet) and the output folder."""
+    from engine.ledger import Ledger
+    from engine.outputs import OutputStore
+    from engine.settings import ledger_path
+    from engine.triage import Triage
+
+    path = ledger_path(_home().path)
+    book = Ledger(path) if path.exists() else None
+    try:
+        triage = Triage(
+            book,
+            label,
+            OutputStore(out_dir),
+            force=options.force,
+            retry_unknown=options.retry_unknown,
+            model=plan.model,
+        )
+        return triage.outlook(plan)
+    finally:
+        if book is not None:
+            book.close()
+
+
+_HOME_NOTED: list[bool] = []
+
+
+def _home() -> Home:
+    """RENDER_HOME as the settings find it; its notice (a local .render/) is said once."""
+    from engine.settings import render_home
+
+    home = render_home()
+    if home.notice and not _HOME_NOTED:
+        _HOME_NOTED.append(True)
+        click.echo(home.notice, err=True)
+    return home
+
+
+def _gate(plan: Plan, outlook: Outlook, *, yes: bool) -> None:
+    """What must hold before money is spent, on what will be sent: a price, a budget it fits, and
+    a yes above $5."""
+    from engine.budget import CONFIRM_ABOVE_USD, check_spend
+    from engine.errors import InputError
+    from engine.formatting import money
+
+    question = check_spend(
+        where=plan.recipe_path,
+        model=plan.model,
+        cost=outlook.cost_usd,
+        budget_usd=plan.budget_usd,
+        sending=outlook.send,
+    )
+    if question is None or yes:
         return
-    where = plan.recipe_path
-    if plan.unpriced:
+    if not sys.stdin.isatty():
         raise InputError(
-            f"{where}: {plan.model} has no price: set `price_usd` in the recipe "
-            "(or use --backend preview) to run it"
+            f"{plan.recipe_path}: the run costs {money(outlook.cost_usd)} (over "
+            f"{money(CONFIRM_ABOVE_USD)}): pass --yes to run it without a terminal to confirm on"
         )
-    cost = plan.estimated_cost_usd or 0.0
-    if plan.budget_usd is None:
-        raise InputError(
-            f"{where}: no budget: set `budget_usd` in the recipe or pass --budget "
-            f"(the plan costs {money(cost)})"
+    if not click.confirm(f"{plan.recipe}: {question}", err=True):
+        raise InputError("not confirmed: nothing was sent")
+
+
+def _would_refuse(plan: Plan, options: RunOptions, *, out_dir: Path) -> None:
+    """A preview renders whatever it costs on Segmind; it says when Segmind's run would be refused."""
+    from engine.budget import check_spend
+    from engine.errors import RenderError
+    from engine.settings import base_url, host_label
+
+    outlook = _outlook(plan, out_dir, host_label(base_url()), options)
+    try:
+        check_spend(
+            where=plan.recipe_path,
+            model=plan.model,
+            cost=outlook.cost_usd,
+            budget_usd=plan.budget_usd,
+            sending=outlook.send,
         )
-    if cost > plan.budget_usd:
-        raise BudgetError(
-            f"{where}: the plan costs {money(cost)}, more than its {money(plan.budget_usd)} budget: "
-            "raise the budget, or narrow the run with --only or --limit"
+    except RenderError as refusal:
+        reason = str(refusal).removeprefix(f"{plan.recipe_path}: ")
+        click.echo(
+            f"note: the preview renders anyway, but on Segmind this run would be refused: {reason}",
+            err=True,
         )
-    if cost > CONFIRM_ABOVE_USD and not yes:
-        if not sys.stdin.isatty():
-            raise InputError(
-                f"{where}: the run costs {money(cost)} (over {money(CONFIRM_ABOVE_USD)}): "
-                "pass --yes to run it without a terminal to confirm on"
-            )
-        question = f"{plan.recipe}: {len(plan.jobs)} jobs, about {money(cost)} of a {money(plan.budget_usd)} budget. Run it?"
-        if not click.confirm(question, err=True):
-            raise InputError("not confirmed: nothing was sent")
+
+
+def _resume_command(ctx: click.Context, plan: Plan) -> str:
+    """The exact command that resumes this recipe's run: the same one, for this recipe alone and
+    without --force (which would pay again for what finished before the interrupt)."""
+    import shlex
+
+    params = ctx.params
+    words = ["render", plan.recipe_path]
+    for option, name in (
+        ("--backend", "backend"),
+        ("--budget", "budget"),
+        ("--rpm", "rpm"),
+        ("--out", "out"),
+        ("--limit", "limit"),
+        ("--cassette", "cassette"),
+    ):
+        if params.get(name) is not None:
+            words += [option, str(params[name])]
+    if params.get("concurrency") != 8:
+        words += ["--concurrency", str(params["concurrency"])]
+    for pair in params.get("only") or ():
+        words += ["--only", pair]
+    if params.get("cassette") is not None:
+        words += ["--record", str(params["record"])]
+    words += [flag for flag, name in (("--yes", "yes"), ("--retry-unknown", "retry_unknown"), ("--no-report", "no_report")) if params.get(name)]  # fmt: skip
+    return shlex.join(words)
 
 
 def _render(
@@ -316,7 +512,8 @@ def _render(
     backend: Backend,
     options: RunOptions,
     *,
-    out: Path | None,
+    out_dir: Path,
+    resume: str,
     cassette: Path | None = None,
     record: str = "once",
     report: bool = True,
@@ -324,8 +521,8 @@ def _render(
     from engine.executor import execute
     from engine.progress import ProgressModel
 
-    out_dir = (out or Path("renders")) / plan.recipe
-    model = ProgressModel(plan, backend=options.backend)
+    label = "replay" if options.replay else backend.label
+    model = ProgressModel(plan, label=label, charges=backend.charges and not options.replay)
     try:
         with _LiveProgress(model, interactive=sys.stderr.isatty()) as live:
             summary = execute(
@@ -334,14 +531,15 @@ def _render(
                 out_dir=out_dir,
                 options=options,
                 budget_usd=plan.budget_usd,
+                home=_home().path,
                 on_result=live.update,
                 cassette=cassette,
                 record=record,
             )
     except KeyboardInterrupt:
         click.echo(
-            f"interrupted: what finished is recorded in {out_dir}; "
-            "run the same command again to resume",
+            f"interrupted: what finished is recorded in {out_dir}/, and requests already sent "
+            f"are collected, not paid again, by running:\n  {resume}",
             err=True,
         )
         return EXIT["interrupted"]
@@ -370,20 +568,28 @@ class _LiveProgress:
 
     def __enter__(self) -> _LiveProgress:
         if self.interactive:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            model = self.model
+
+            class _TimeLeft(TextColumn):
+                """Time left from the completions seen so far (rich's own guess counts skipped jobs,
+                which take no time, and a wave of completions as a pace)."""
+
+                def __init__(self) -> None:
+                    super().__init__("")
+
+                def render(self, task: Any) -> Any:
+                    from rich.text import Text
+
+                    return Text(model.eta_text())
 
             self._bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[status]}"),
-                TimeRemainingColumn(),
+                _TimeLeft(),
                 console=_console(stderr=True),
                 transient=True,
             )
@@ -489,42 +695,58 @@ def simulate(
 @_handles_errors
 def report(*, run_target: Path) -> None:
     """Write the HTML contact sheet of RUN (a run's folder, renders/<recipe>/, or a run id)."""
-    from engine.executor import render_home
     from engine.report import find_run_dir, write_report
 
-    folder, run_id = find_run_dir(run_target, home=render_home())
+    folder, run_id = find_run_dir(run_target, home=_home().path)
     click.echo(str(write_report(folder, run_id)))
 
 
+# How many runs `render ledger` lists (the newest); --json gives them all.
+_RUNS_SHOWN = 20
+
+
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print spend and runs as JSON.")
 @_handles_errors
 def ledger(*, as_json: bool) -> None:
-    """Show spend by day, recipe and model, from the ledger under RENDER_HOME."""
+    """Show spend by day, recipe and model, and the runs with their ids, from the ledger."""
     import json
 
-    from engine.dryrun import money
-    from engine.executor import LEDGER_FILE, render_home
     from engine.ledger import Ledger
+    from engine.settings import ledger_path
 
-    path = render_home() / LEDGER_FILE
+    path = ledger_path(_home().path)
     if not path.exists():
         if as_json:
-            click.echo("[]")
+            click.echo(json.dumps({"ledger": str(path), "spend": [], "runs": []}, indent=2))
         else:
             click.echo(f"no runs yet (no ledger at {path})")
         return
     book = Ledger(path)
     try:
         rows = book.spend()
+        runs = book.run_rows(limit=None if as_json else _RUNS_SHOWN)
     finally:
         book.close()
     if as_json:
-        click.echo(json.dumps([row.__dict__ for row in rows], indent=2))
+        data = {
+            "ledger": str(path),
+            "spend": [row.__dict__ for row in rows],
+            "runs": [run.__dict__ for run in runs],
+        }
+        click.echo(json.dumps(data, indent=2))
         return
+    _print_ledger(path, rows, runs)
+
+
+def _print_ledger(path: Path, rows: Sequence[Spend], runs: Sequence[RunRow]) -> None:
     from rich.table import Table
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
+    from engine.formatting import money
+
+    console = _console()
+    click.echo(f"ledger {path}")
+    table = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
     for column in ("day", "recipe", "model", "backend", "jobs", "spent", "unknown"):
         table.add_column(
             column, justify="right" if column in {"jobs", "spent", "unknown"} else "left"
@@ -539,9 +761,35 @@ def ledger(*, as_json: bool) -> None:
             money(row.spent_usd),
             money(row.unknown_usd) if row.unknown_usd else "",
         )
-    total = sum(row.spent_usd for row in rows if row.backend == "segmind")
-    _console().print(table)
-    click.echo(f"total spent on Segmind: {money(total)}")
+    console.print(table)
+    spent = sum(row.spent_usd for row in rows if row.backend == "segmind")
+    unknown = sum(row.unknown_usd for row in rows if row.backend == "segmind")
+    line = f"total spent on Segmind: {money(spent)}"
+    click.echo(line + (f", and {money(unknown)} unknown (sent, never answered)" if unknown else ""))
+    stand_ins = sorted({row.backend for row in rows if row.backend.startswith("segmind@")})
+    for backend in stand_ins:
+        host = backend.removeprefix("segmind@")
+        total = sum(row.spent_usd for row in rows if row.backend == backend)
+        click.echo(f"sent to {host} (SEGMIND_BASE_URL, not Segmind): {money(total)}")
+    click.echo("")
+    runs_table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("run", "recipe", "backend", "status", "jobs", "spent", "unknown", "outputs"):
+        runs_table.add_column(
+            column, justify="right" if column in {"jobs", "spent", "unknown"} else "left"
+        )
+    for run_row in runs:
+        runs_table.add_row(
+            run_row.id,
+            run_row.recipe,
+            run_row.backend,
+            run_row.status,
+            str(run_row.jobs),
+            money(run_row.spent_usd),
+            money(run_row.unknown_usd) if run_row.unknown_usd else "",
+            run_row.out_dir,
+        )
+    click.echo(f"runs (the newest {_RUNS_SHOWN}; `render report RUN` shows one):")
+    console.print(runs_table)
 
 
 @cli.command()
@@ -593,7 +841,7 @@ def specs_list() -> None:
     """List the specs a recipe can name as its `model`."""
     from rich.table import Table
 
-    from engine.dryrun import money
+    from engine.formatting import money
     from engine.specs import available_specs, load_spec
 
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -626,7 +874,7 @@ def specs_show(spec_id: str) -> None:
 def _print_spec(spec: Spec) -> None:
     import textwrap
 
-    from engine.dryrun import money
+    from engine.formatting import money
 
     def wrapped(text: str, indent: str) -> str:
         return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent)

@@ -1,57 +1,67 @@
-"""What `render RECIPE --dry-run` shows: the jobs (or a summary by axis), cost against budget, time, errors.
-
-It builds text; ``cli.py`` prints it.
+"""What `render RECIPE --dry-run` shows: the jobs (or a summary by axis), what each needs (send it,
+or reuse what is already rendered), the cost of what will be sent against the budget, the time, and
+every error. It builds text and JSON; ``cli.py`` prints them.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+from engine.formatting import count, money, seconds_text
 from engine.plan import Plan, PlanError
+from engine.triage import Decision, Outlook
 
-__all__ = ["TABLE_LIMIT", "describe_plan", "money", "seconds_text"]
+__all__ = ["TABLE_LIMIT", "describe_plan", "money", "plan_json", "seconds_text"]
 
 # Past this many jobs a table stops being read; the plan is summarised by axis instead.
 TABLE_LIMIT = 40
 _JOBS_NAMED = 3
+# What the cost column says of a job that will not be sent.
+_NOT_SENT = {"reuse": "free", "collect": "paid", "unknown": "unknown"}
 
 
-def money(value: float | None) -> str:
-    """Dollars with cents, and with up to four decimals where a price has them: $3.39, $0.0647."""
-    if value is None:
-        return "unpriced"
-    whole, _, fraction = f"{value:,.4f}".partition(".")
-    return f"${whole}.{fraction.rstrip('0').ljust(2, '0')}"
+def within_budget(plan: Plan, outlook: Outlook) -> bool | None:
+    """Whether what will be sent fits the budget; None when that cannot be said."""
+    if plan.errors or outlook.cost_usd is None or plan.budget_usd is None:
+        return None
+    return outlook.cost_usd <= plan.budget_usd
 
 
-def seconds_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s"
+def plan_json(plan: Plan, outlook: Outlook, *, out_dir: Path) -> dict[str, Any]:
+    """The dry-run object of DESIGN.md (CLI), with what each job needs and what sending costs."""
+    data = plan.to_json()
+    for job in data["jobs"]:
+        job["action"] = outlook.decisions[job["id"]].action
+    data.update(outlook.to_json())
+    data["estimated_cost_usd"] = None if plan.errors else outlook.cost_usd
+    data["within_budget"] = within_budget(plan, outlook)
+    data["jobs_with_errors"] = plan.failed_jobs
+    data["out_dir"] = str(out_dir)
+    return data
 
 
-def describe_plan(plan: Plan, *, concurrency: int, rpm: int | None) -> str:
+def describe_plan(
+    plan: Plan, outlook: Outlook, *, out_dir: Path, concurrency: int, rpm: int | None
+) -> str:
     """The dry-run report of one plan, as plain text lines."""
-    lines = [f"{plan.recipe} ({plan.recipe_path}) · {plan.model} · {_count(len(plan.jobs), 'job')}"]
+    lines = [f"{plan.recipe} ({plan.recipe_path}) · {plan.model} · {_jobs(plan)}"]
+    lines.append(f"outputs → {out_dir}/")
     if plan.jobs:
         lines.append("")
-        lines += _table(plan) if len(plan.jobs) <= TABLE_LIMIT else _summary(plan)
+        lines += _table(plan, outlook) if len(plan.jobs) <= TABLE_LIMIT else _summary(plan)
     lines.append("")
-    lines.append(f"cost    {_cost_line(plan)}")
-    seconds = plan.estimated_seconds(concurrency=concurrency, rpm=rpm)
+    if plan.jobs:
+        lines.append(f"jobs    {_actions(outlook)}")
+    lines.append(f"cost    {_cost_line(plan, outlook)}")
+    seconds = plan.estimated_seconds(concurrency=concurrency, rpm=rpm, jobs=outlook.send)
     limits = f"concurrency {concurrency}" + (f", {rpm} requests a minute" if rpm else "")
     if seconds is None:
         lines.append(f"time    unknown ({plan.model} gives no latency)")
     else:
-        latency = f"~{plan.spec.latency_s:g} s a job"
+        latency = f"~{plan.spec.latency_s:g} s a job" if plan.spec.latency_s else "nothing to send"
         lines.append(f"time    ~{seconds_text(seconds)} at {limits} ({latency})")
     if plan.errors:
         lines.append("")
@@ -59,12 +69,33 @@ def describe_plan(plan: Plan, *, concurrency: int, rpm: int | None) -> str:
     return "\n".join(lines)
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}" + ("" if number == 1 else "s")
+def _jobs(plan: Plan) -> str:
+    if not plan.errors:
+        return count(len(plan.jobs), "job")
+    return f"{count(plan.job_total, 'job')}, {plan.failed_jobs:,} with errors"
 
 
-def _table(plan: Plan) -> list[str]:
-    rows = [(job.id, money(job.cost_usd), job.output) for job in plan.jobs]
+def _actions(outlook: Outlook) -> str:
+    parts = [f"{outlook.send:,} to send ({money(outlook.cost_usd)})"]
+    if outlook.reuse:
+        parts.append(f"{outlook.reuse:,} already rendered (free)")
+    if outlook.collect:
+        parts.append(f"{outlook.collect:,} to collect (sent before; paid then)")
+    if outlook.unknown:
+        parts.append(
+            f"{outlook.unknown:,} unknown (sent before, never answered; --retry-unknown sends them)"
+        )
+    return ", ".join(parts)
+
+
+def _cell(decision: Decision, cost: float | None) -> str:
+    return money(cost) if decision.action == "send" else _NOT_SENT[decision.action]
+
+
+def _table(plan: Plan, outlook: Outlook) -> list[str]:
+    rows = [
+        (job.id, _cell(outlook.decisions[job.id], job.cost_usd), job.output) for job in plan.jobs
+    ]
     widths = [max(len(row[i]) for row in [("job", "cost", "output"), *rows]) for i in range(3)]
     header = ("job", "cost", "output")
     return [
@@ -74,9 +105,7 @@ def _table(plan: Plan) -> list[str]:
 
 
 def _summary(plan: Plan) -> list[str]:
-    lines = [
-        f"  {_count(len(plan.jobs), 'job')} by axis (--only or --limit lists them one by one):"
-    ]
+    lines = [f"  {count(len(plan.jobs), 'job')} by axis (--only or --limit lists them one by one):"]
     for axis in plan.axes:
         counts: dict[str, list[float | None]] = defaultdict(list)
         for job in plan.jobs:
@@ -91,8 +120,10 @@ def _summary(plan: Plan) -> list[str]:
     return lines
 
 
-def _cost_line(plan: Plan) -> str:
-    cost = plan.estimated_cost_usd
+def _cost_line(plan: Plan, outlook: Outlook) -> str:
+    cost = outlook.cost_usd
+    if plan.errors:
+        return f"not estimated: {count(plan.failed_jobs, 'job')} cannot run until the errors below are fixed"
     if cost is None:
         priced = [job.cost_usd for job in plan.jobs if job.cost_usd is not None]
         known = f"; {money(sum(priced))} for the {len(priced)} priced" if priced else ""
@@ -101,7 +132,7 @@ def _cost_line(plan: Plan) -> str:
         )
     if plan.budget_usd is None:
         return f"{money(cost)} (no budget set: give `budget_usd` or --budget)"
-    verdict = "within budget" if plan.within_budget else "OVER BUDGET"
+    verdict = "within budget" if within_budget(plan, outlook) else "OVER BUDGET"
     return f"{money(cost)} of a {money(plan.budget_usd)} budget ({verdict})"
 
 
@@ -109,13 +140,13 @@ def _errors(errors: Sequence[PlanError]) -> list[str]:
     grouped: dict[tuple[str, str | None, str], list[str | None]] = defaultdict(list)
     for error in errors:
         grouped[(error.location, error.param, error.message)].append(error.job)
-    lines = [f"{_count(len(errors), 'error')}:"]
+    lines = [f"{count(len(errors), 'error')}:"]
     for (location, param, message), jobs in grouped.items():
         field = f"params.{param}: " if param else ""
         named = [job for job in jobs if job is not None]
         which = ""
         if named:
             shown = ", ".join(named[:_JOBS_NAMED]) + (", …" if len(named) > _JOBS_NAMED else "")
-            which = f" [{_count(len(named), 'job')}: {shown}]"
+            which = f" [{count(len(named), 'job')}: {shown}]"
         lines.append(f"  {location}: {field}{message}{which}")
     return lines

@@ -12,8 +12,10 @@ from pathlib import Path
 
 __all__ = [
     "BudgetError",
+    "CredentialError",
     "InputError",
     "Location",
+    "OutputError",
     "OverlayError",
     "PayloadError",
     "RecipeError",
@@ -71,6 +73,14 @@ class OverlayError(InputError):
 
 class RecipeError(InputError):
     """A recipe is invalid: its YAML, its fields, its matrix, its templates or its flags."""
+
+
+class OutputError(InputError):
+    """The output folder cannot be written as asked (a link out of it, a name it cannot hold)."""
+
+
+class CredentialError(InputError):
+    """The API key cannot be sent as it is; the message never shows the key."""
 
 
 class BudgetError(RenderError):

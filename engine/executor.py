@@ -5,31 +5,28 @@ and the output folder, and drive the runner on one event loop.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from engine import settings
 from engine.budget import Budget
 from engine.client import SegmindClient
 from engine.ledger import Ledger
 from engine.outputs import OutputStore
 from engine.plan import Plan
 from engine.runner import Result, Runner, RunOptions, RunSummary
+from engine.settings import DEFAULT_BASE_URL, host_label, ledger_path
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "Backend",
     "execute",
     "preview_backend",
-    "render_home",
     "segmind_backend",
 ]
-
-DEFAULT_BASE_URL = "https://api.segmind.com"
-LEDGER_FILE = "ledger.sqlite"
 
 
 @dataclass(frozen=True)
@@ -45,11 +42,14 @@ class Backend:
     def charges(self) -> bool:
         return self.name == "segmind"
 
+    @property
+    def label(self) -> str:
+        """The backend as the ledger names it: money sent to a stand-in is never "Segmind's"."""
+        return host_label(self.base_url) if self.name == "segmind" else self.name
+
 
 def segmind_backend(api_key: str, base_url: str | None = None) -> Backend:
-    return Backend(
-        "segmind", base_url or os.environ.get("SEGMIND_BASE_URL") or DEFAULT_BASE_URL, api_key
-    )
+    return Backend("segmind", (base_url or settings.base_url()).rstrip("/"), api_key)
 
 
 def preview_backend() -> Backend:
@@ -59,11 +59,6 @@ def preview_backend() -> Backend:
     app = create_app(SimulatorConfig(specs=all_specs(), balance_usd=1e12))
     # The host cassettes recognise as the bundled simulator's (engine.cassettes.PREVIEW_HOST).
     return Backend("preview", "http://preview.local", "preview", httpx.ASGITransport(app=app))
-
-
-def render_home() -> Path:
-    """``RENDER_HOME``, or ``.render/`` in the current directory."""
-    return Path(os.environ.get("RENDER_HOME") or ".render")
 
 
 def execute(
@@ -83,11 +78,10 @@ def execute(
 
     With a ``cassette`` the run's HTTP is recorded there, or (``record="none"``) replayed from it.
     """
-    ledger = Ledger((home or render_home()) / LEDGER_FILE)
-    runner: Runner | None = None
+    ledger = Ledger(ledger_path(home))
+    charge = backend.charges and not options.replay
 
     async def main() -> RunSummary:
-        nonlocal runner
         client = SegmindClient(
             backend.base_url,
             backend.api_key,
@@ -105,8 +99,10 @@ def execute(
                 client=client,
                 ledger=ledger,
                 store=OutputStore(out_dir),
-                budget=Budget(budget_usd if backend.charges else None),
+                budget=Budget(budget_usd if charge else None),
                 options=options,
+                label="replay" if options.replay else backend.label,
+                charge=charge,
                 on_result=on_result,
             )
             return await runner.run()

@@ -1,25 +1,64 @@
 """The ledger: every run and job in SQLite under RENDER_HOME, so a killed run resumes and nothing is paid twice.
 
 A job's row is written *before* its request goes out (``sending``), again the moment Segmind returns a
-request id (``submitted``), and when it ends. On the next run, a job whose identical payload already
-succeeded (and whose output is intact) is skipped for free; one left ``submitted`` is polled, not
-re-sent; one left ``sending`` or ``unknown`` is reported and re-sent only on ``--retry-unknown``.
-Schema changes are numbered migrations, recorded in ``PRAGMA user_version``.
+request id (``submitted``), and when it ends. The money of one request is held by exactly one row at
+a time: a later run that collects a queued request takes its money over (the earlier row becomes
+``collected``), and the row that learns the outcome records the charge once, however many
+processes polled it. Schema changes are numbered migrations, recorded in ``PRAGMA user_version``
+and applied under a write lock, so two processes opening a new ledger do not race.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JobRecord", "Ledger", "Spend", "new_run_id"]
+__all__ = [
+    "COLLECTED",
+    "FAILED",
+    "IN_FLIGHT",
+    "NOT_SENT",
+    "SENDING",
+    "SKIPPED",
+    "SUBMITTED",
+    "SUCCEEDED",
+    "UNKNOWN",
+    "JobRecord",
+    "Ledger",
+    "RunRow",
+    "Spend",
+    "new_run_id",
+]
 
-MIGRATIONS: tuple[str, ...] = (
+
+def _lists_as_json(db: sqlite3.Connection) -> None:
+    """Output lists were joined with commas, which split a path holding one: store JSON arrays."""
+    rows = db.execute(
+        "SELECT rowid, output_paths, output_sha256 FROM jobs "
+        "WHERE output_paths IS NOT NULL OR output_sha256 IS NOT NULL"
+    ).fetchall()
+    for rowid, paths, hashes in rows:
+        db.execute(
+            "UPDATE jobs SET output_paths = ?, output_sha256 = ? WHERE rowid = ?",
+            (_comma_list(paths), _comma_list(hashes), rowid),
+        )
+
+
+def _comma_list(text: str | None) -> str | None:
+    if text is None or text.startswith("["):
+        return text
+    return json.dumps([part for part in text.split(",") if part])
+
+
+Migration = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: tuple[Migration, ...] = (
     """
     CREATE TABLE runs (
         id TEXT PRIMARY KEY,
@@ -57,32 +96,51 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX jobs_by_payload ON jobs (backend, model, payload_sha256, status);
     """,
+    _lists_as_json,
+    "CREATE INDEX jobs_by_request ON jobs (request_id) WHERE request_id IS NOT NULL;",
 )
 
-# A job's states, in the order they happen.
-PENDING, SENDING, SUBMITTED, SUCCEEDED, FAILED, UNKNOWN, SKIPPED = (
-    "pending",
+# A job's states, in the order they happen; ``collected``: a later run took this request over;
+# ``not-sent``: the job was stopped (an abort, Ctrl-C) before its request left.
+SENDING, SUBMITTED, SUCCEEDED, FAILED, UNKNOWN, SKIPPED, COLLECTED, NOT_SENT = (
     "sending",
     "submitted",
     "succeeded",
     "failed",
     "unknown",
     "skipped",
+    "collected",
+    "not-sent",
 )
+# Rows whose money may have been, or will be, billed, and nobody knows yet.
+IN_FLIGHT = (SENDING, SUBMITTED, UNKNOWN)
+_LISTS = ("output_paths", "output_sha256")
 
 
 def new_run_id() -> str:
-    """Sortable by time, unique: ``20261121-115230-3f2a``."""
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
+    """Sortable by time to the millisecond, unique: ``20261121-115230-042-3f2a``."""
+    now = dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}-" + uuid.uuid4().hex[:4]
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+def _stored(value: Any) -> Any:
+    return json.dumps(list(value)) if isinstance(value, tuple | list) else value
+
+
+def _loaded(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    found = json.loads(text)
+    return tuple(str(item) for item in found) if isinstance(found, list) else ()
+
+
 @dataclass(frozen=True)
 class JobRecord:
-    """What an earlier run left for a payload: its state, request, and output."""
+    """What an earlier run left for a payload: its state, request, outputs and where they are."""
 
     run_id: str
     job_id: str
@@ -93,16 +151,37 @@ class JobRecord:
     output_paths: tuple[str, ...]
     output_sha256: tuple[str, ...]
     reserved_usd: float | None
+    out_dir: str
+
+    @property
+    def pollable(self) -> bool:
+        return bool(self.request_id and self.poll_url and self.result_url)
 
 
 @dataclass(frozen=True)
 class Spend:
-    """Dollars by day, recipe and model."""
+    """Dollars by day, recipe, model and backend."""
 
     day: str
     recipe: str
     model: str
     backend: str
+    jobs: int
+    spent_usd: float
+    unknown_usd: float
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run, as `render ledger` lists it."""
+
+    id: str
+    recipe: str
+    model: str
+    backend: str
+    status: str
+    started_at: str
+    out_dir: str
     jobs: int
     spent_usd: float
     unknown_usd: float
@@ -114,20 +193,30 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Another process may hold the write lock for a moment: wait for it rather than fail.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
 
     def _migrate(self) -> None:
-        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            # One transaction a migration: a ledger is at version N or N+1, never in between.
+        while self.version < len(MIGRATIONS):
+            # The version is read again under the write lock: another process may have migrated
+            # since, and a migration must run once. One transaction a migration.
+            self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.executescript(
-                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
-                )
+                number = self.version
+                if number < len(MIGRATIONS):
+                    step = MIGRATIONS[number]
+                    if callable(step):
+                        step(self.db)
+                    else:
+                        for statement in _statements(step):
+                            self.db.execute(statement)
+                    self.db.execute(f"PRAGMA user_version = {number + 1}")
+                self.db.execute("COMMIT")
             except BaseException:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
@@ -163,6 +252,10 @@ class Ledger:
             "UPDATE runs SET finished_at = ?, status = ? WHERE id = ?", (_now(), status, run_id)
         )
 
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return dict(row) if row is not None else None
+
     # --- jobs ---------------------------------------------------------------------------------
 
     def job(
@@ -179,30 +272,13 @@ class Ledger:
     ) -> None:
         """Write a job's row in one statement, with any other fields (a request id) in it: a kill
         between two writes must never leave "submitted" without the request to poll."""
-        columns = [
-            "run_id",
-            "job_id",
-            "model",
-            "backend",
-            "payload_sha256",
-            "status",
-            "reserved_usd",
-            "submitted_at",
-        ]
-        values = [run_id, job_id, model, backend, payload_sha256, status, reserved_usd, _now()]
-        for name, value in fields.items():
-            columns.append(name)
-            values.append(",".join(value) if isinstance(value, tuple | list) else value)
-        marks = ", ".join("?" for _ in columns)
-        self.db.execute(
-            f"INSERT OR REPLACE INTO jobs ({', '.join(columns)}) VALUES ({marks})", values
-        )
+        self.db.execute(*_insert(run_id, job_id, model, backend, payload_sha256, status, reserved_usd, fields))  # fmt: skip
 
     def update(self, run_id: str, job_id: str, **fields: Any) -> None:
         if not fields:
             return
         columns = ", ".join(f"{name} = ?" for name in fields)
-        values = [",".join(v) if isinstance(v, tuple | list) else v for v in fields.values()]
+        values = [_stored(v) for v in fields.values()]
         self.db.execute(
             f"UPDATE jobs SET {columns} WHERE run_id = ? AND job_id = ?", (*values, run_id, job_id)
         )
@@ -210,47 +286,164 @@ class Ledger:
     def finish_job(self, run_id: str, job_id: str, status: str, **fields: Any) -> None:
         self.update(run_id, job_id, status=status, finished_at=_now(), **fields)
 
-    def latest(self, *, backend: str, model: str, payload_sha256: str) -> JobRecord | None:
-        """The most telling record for this payload: a success if any, else the newest."""
-        row = self.db.execute(
-            "SELECT run_id, job_id, status, request_id, poll_url, result_url, output_paths, output_sha256, reserved_usd "
-            "FROM jobs WHERE backend = ? AND model = ? AND payload_sha256 = ? "
-            "ORDER BY status = 'succeeded' DESC, rowid DESC LIMIT 1",
-            (backend, model, payload_sha256),
-        ).fetchone()
-        if row is None:
-            return None
-        if row[2] == SUBMITTED and not (row[3] and row[4] and row[5]):
-            # Submitted without its request on record cannot be polled: it is as unknown as "sending".
-            row = (row[0], row[1], UNKNOWN, *row[3:])
-        return JobRecord(
-            row[0], row[1], row[2], row[3], row[4], row[5],
-            tuple(filter(None, (row[6] or "").split(","))),
-            tuple(filter(None, (row[7] or "").split(","))),
-            row[8],
-        )  # fmt: skip
+    def take_over(
+        self,
+        run_id: str,
+        job_id: str,
+        *,
+        model: str,
+        backend: str,
+        payload_sha256: str,
+        reserved_usd: float,
+        request_id: str,
+        **fields: Any,
+    ) -> None:
+        """This run collects ``request_id``, which an earlier row holds: the request's money moves
+        to this run's row, so it is counted once whoever ends up learning its outcome."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE jobs SET status = ?, reserved_usd = 0, error = ? "
+                "WHERE request_id = ? AND status IN (?, ?, ?)",
+                (COLLECTED, f"collected by run {run_id}", request_id, *IN_FLIGHT),
+            )
+            self.db.execute(*_insert(run_id, job_id, model, backend, payload_sha256, SUBMITTED, reserved_usd, {**fields, "request_id": request_id}))  # fmt: skip
+
+    def settle_request(
+        self, run_id: str, job_id: str, status: str, *, cost_usd: float | None, **fields: Any
+    ) -> float | None:
+        """Record how a request ended, once: if another row has recorded it already (another
+        process polled it too), this row records no money. Returns the cost it recorded."""
+        request_id = fields.get("request_id")
+        with self._transaction():
+            if request_id:
+                earlier = self.db.execute(
+                    "SELECT run_id FROM jobs WHERE request_id = ? AND status IN (?, ?) "
+                    "AND NOT (run_id = ? AND job_id = ?) LIMIT 1",
+                    (request_id, SUCCEEDED, FAILED, run_id, job_id),
+                ).fetchone()
+                if earlier is not None:
+                    cost_usd = 0.0 if cost_usd is not None else None
+                    fields["error"] = f"billed once, recorded by run {earlier[0]}"
+                self.db.execute(
+                    "UPDATE jobs SET status = ?, reserved_usd = 0, error = ? "
+                    "WHERE request_id = ? AND status IN (?, ?, ?) AND NOT (run_id = ? AND job_id = ?)",
+                    (COLLECTED, f"collected by run {run_id}", request_id, *IN_FLIGHT, run_id, job_id),
+                )  # fmt: skip
+            self.finish_job(run_id, job_id, status, cost_usd=cost_usd, **fields)
+        return cost_usd
+
+    def records(self, *, backend: str, model: str, payload_sha256: str) -> list[JobRecord]:
+        """Every record of this payload on this backend, newest first (collected ones left out:
+        a newer row holds their request)."""
+        rows = self.db.execute(
+            "SELECT jobs.*, runs.out_dir AS run_out_dir FROM jobs JOIN runs ON runs.id = jobs.run_id "
+            "WHERE jobs.backend = ? AND jobs.model = ? AND jobs.payload_sha256 = ? AND jobs.status != ? "
+            "ORDER BY jobs.rowid DESC",
+            (backend, model, payload_sha256, COLLECTED),
+        ).fetchall()
+        return [_record(row) for row in rows]
 
     def jobs_of(self, run_id: str) -> Iterator[dict[str, Any]]:
         cursor = self.db.execute("SELECT * FROM jobs WHERE run_id = ? ORDER BY rowid", (run_id,))
-        names = [column[0] for column in cursor.description]
         for row in cursor:
-            yield dict(zip(names, row, strict=True))
+            found = dict(row)
+            for name in _LISTS:
+                if name in found:
+                    found[name] = list(_loaded(found[name]))
+            yield found
 
     def runs(self) -> list[dict[str, Any]]:
-        cursor = self.db.execute("SELECT * FROM runs ORDER BY started_at")
-        names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor]
+        return [dict(row) for row in self.db.execute("SELECT * FROM runs ORDER BY started_at")]
+
+    def run_rows(self, *, limit: int | None = None) -> list[RunRow]:
+        """Runs, newest last, with what each sent and what it cost."""
+        rows = self.db.execute(
+            f"""
+            SELECT * FROM (
+                SELECT runs.id, runs.recipe, runs.model, runs.backend, runs.status, runs.started_at,
+                       runs.out_dir, COUNT(jobs.job_id),
+                       COALESCE(SUM(CASE WHEN jobs.status = '{SUCCEEDED}' THEN jobs.cost_usd END), 0),
+                       COALESCE(SUM(CASE WHEN jobs.status IN {IN_FLIGHT} THEN jobs.reserved_usd END), 0)
+                FROM runs LEFT JOIN jobs ON jobs.run_id = runs.id
+                GROUP BY runs.id ORDER BY runs.started_at DESC, runs.id DESC LIMIT ?
+            ) ORDER BY 6, 1
+            """,
+            (limit if limit is not None else -1,),
+        ).fetchall()
+        return [RunRow(*row) for row in rows]
 
     def spend(self) -> list[Spend]:
-        """Money by day (UTC), recipe and model: billed, and unknown (sent, not answered yet, or never)."""
+        """Money by day (UTC), recipe, model and backend: billed, and unknown (sent, not answered
+        yet, or never). Each request's money is on exactly one row."""
         rows = self.db.execute(
-            """
+            f"""
             SELECT substr(COALESCE(jobs.finished_at, jobs.submitted_at), 1, 10), runs.recipe, jobs.model, jobs.backend, COUNT(*),
-                   COALESCE(SUM(CASE WHEN jobs.status = 'succeeded' THEN jobs.cost_usd END), 0),
-                   COALESCE(SUM(CASE WHEN jobs.status != 'succeeded' THEN jobs.reserved_usd END), 0)
+                   COALESCE(SUM(CASE WHEN jobs.status = '{SUCCEEDED}' THEN jobs.cost_usd END), 0),
+                   COALESCE(SUM(CASE WHEN jobs.status != '{SUCCEEDED}' THEN jobs.reserved_usd END), 0)
             FROM jobs JOIN runs ON runs.id = jobs.run_id
-            WHERE jobs.status IN ('succeeded', 'unknown', 'sending', 'submitted')
+            WHERE jobs.status IN ('{SUCCEEDED}', '{SENDING}', '{SUBMITTED}', '{UNKNOWN}')
             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
             """
         ).fetchall()
         return [Spend(*row) for row in rows]
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``: several writes that other processes see all or none of."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _insert(  # noqa: PLR0917 - the row's columns, in their order
+    run_id: str,
+    job_id: str,
+    model: str,
+    backend: str,
+    payload_sha256: str,
+    status: str,
+    reserved_usd: float | None,
+    fields: dict[str, Any],
+) -> tuple[str, list[Any]]:
+    columns = ["run_id", "job_id", "model", "backend", "payload_sha256", "status", "reserved_usd", "submitted_at"]  # fmt: skip
+    values = [run_id, job_id, model, backend, payload_sha256, status, reserved_usd, _now()]
+    for name, value in fields.items():
+        columns.append(name)
+        values.append(_stored(value))
+    marks = ", ".join("?" for _ in columns)
+    return f"INSERT OR REPLACE INTO jobs ({', '.join(columns)}) VALUES ({marks})", values
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    status = row["status"]
+    record = JobRecord(
+        run_id=row["run_id"],
+        job_id=row["job_id"],
+        status=status,
+        request_id=row["request_id"],
+        poll_url=row["poll_url"],
+        result_url=row["result_url"],
+        output_paths=_loaded(row["output_paths"]),
+        output_sha256=_loaded(row["output_sha256"]),
+        reserved_usd=row["reserved_usd"],
+        out_dir=row["run_out_dir"],
+    )
+    if status == SUBMITTED and not record.pollable:
+        # Submitted without its request on record cannot be polled: it is as unknown as "sending".
+        return JobRecord(**{**record.__dict__, "status": UNKNOWN})
+    return record
+
+
+def _statements(script: str) -> Sequence[str]:
+    """A migration script's statements, to run inside one transaction (executescript would
+    commit on its own)."""
+    return [part.strip() for part in script.split(";") if part.strip()]

@@ -1,17 +1,24 @@
-"""Output files written whole or not at all (temp file, fsync, rename), and the run's manifest."""
+"""Output files written whole or not at all (temp file, fsync, rename), and the run's manifest.
+
+Everything a run writes stays inside its output folder: a symbolic link inside it (which would send
+images, manifest lines or thumbnails elsewhere) is refused before anything is written. The manifest
+gets a line when a job's request is about to leave, when it is queued, and when it ends, each with
+the payload's hash: it is the second record, after the ledger, that keeps a run from paying twice.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from engine.errors import OutputError
 from engine.files import TEMP_SUFFIX, atomic_write
 
-__all__ = ["OutputStore", "file_sha256"]
+__all__ = ["MANIFEST", "OutputStore", "file_sha256"]
 
 MANIFEST = "manifest.jsonl"
 
@@ -24,19 +31,32 @@ def file_sha256(path: Path) -> str | None:
 
 
 class OutputStore:
-    """The output folder of a recipe: images under their plan paths, one manifest line per job."""
+    """The output folder of a recipe: images under their plan paths, one manifest line per event."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.manifest = root / MANIFEST
+        # Absolute, so that runs from other working folders find the same files.
+        self.root = root.absolute()
+        self.manifest = self.root / MANIFEST
         self._cut_line = False
 
     def prepare(self) -> None:
-        """Before a run writes here: clear what a killed run may have left half-done."""
-        # A kill between writing a temp file and renaming it leaves the temp file.
-        for stale in self.root.rglob(f".*{TEMP_SUFFIX}"):
-            stale.unlink(missing_ok=True)
+        """Before a run writes here: refuse links out of the folder, clear what a killed run left."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        links, stale = [], []
+        for path in _walk(self.root):
+            if path.is_symlink():
+                links.append(path)
+            elif path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX):
+                stale.append(path)  # a kill between writing a temp file and renaming it
+        if links:
+            shown = ", ".join(str(path.relative_to(self.root)) for path in links[:3])
+            more = f" and {len(links) - 3} more" if len(links) > 3 else ""
+            raise OutputError(
+                f"{self.root}: the output folder holds symbolic links ({shown}{more}); render "
+                "writes only inside its output folder: remove them, or choose another --out"
+            )
+        for path in stale:
+            path.unlink(missing_ok=True)
         # A kill mid-append leaves a line without its newline: end it before adding the next.
         if self.manifest.exists() and self.manifest.stat().st_size:
             with self.manifest.open("rb") as handle:
@@ -56,23 +76,34 @@ class OutputStore:
 
     def write(self, relative: str, data: bytes) -> str:
         """Write one file atomically; returns its sha256."""
-        atomic_write(self.root / relative, data, sync=True)
+        target = self.root / relative
+        # A link made after the run started could still lead out: the folder is checked again.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.resolve().is_relative_to(self.root.resolve()):
+            raise OutputError(f"{target}: this path leads out of the output folder {self.root}")
+        atomic_write(target, data, sync=True)
         return hashlib.sha256(data).hexdigest()
 
-    def place(self, source: str, target: str) -> str:
-        """A file an earlier job wrote, under this job's path (copied if the path differs); its hash."""
-        if source == target:
-            return file_sha256(self.root / source) or ""
-        return self.write(target, (self.root / source).read_bytes())
+    def copy_in(self, source: Path, target: str) -> str:
+        """A file an earlier job wrote (here or in another folder), under this job's path; its hash."""
+        if source == self.root / target:
+            return file_sha256(source) or ""
+        return self.write(target, source.read_bytes())
 
-    def intact(self, paths: Sequence[str], hashes: Sequence[str]) -> bool:
-        """Whether every file a job wrote is still there, byte for byte."""
+    def intact(
+        self, paths: Sequence[str], hashes: Sequence[str], *, root: Path | None = None
+    ) -> bool:
+        """Whether every file a job wrote is still there under ``root`` (this folder), byte for byte."""
         if not paths or len(paths) != len(hashes):
             return False
-        return all(file_sha256(self.root / p) == h for p, h in zip(paths, hashes, strict=True))
+        base = root if root is not None else self.root
+        return all(file_sha256(base / p) == h for p, h in zip(paths, hashes, strict=True))
 
-    def record(self, entry: Mapping[str, Any]) -> None:
-        """Append one manifest line and push it to disk before going on."""
+    def record(self, entry: Mapping[str, Any], *, sync: bool = True) -> None:
+        """Append one manifest line; ``sync`` also pushes it to disk before going on (a line that
+        says a request is about to leave need only survive a kill, which a write does)."""
+        if self.manifest.is_symlink():
+            raise OutputError(f"{self.manifest}: the manifest is a symbolic link; remove it")
         line = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
         if self._cut_line:
             line = "\n" + line
@@ -80,6 +111,12 @@ class OutputStore:
         with self.manifest.open("a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
+            if sync:
+                os.fsync(handle.fileno())
+
+    def sync(self) -> None:
+        """Push the manifest's written lines to disk."""
+        with self.manifest.open("rb") as handle:
             os.fsync(handle.fileno())
 
     def write_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
@@ -95,6 +132,20 @@ class OutputStore:
                 entry = json.loads(line)
             except ValueError:
                 continue  # a line cut by a kill is not evidence of anything
-            if run_id is None or entry.get("run") == run_id:
+            if isinstance(entry, dict) and (run_id is None or entry.get("run") == run_id):
                 found.append(entry)
         return found
+
+    def history(self) -> dict[str, list[dict[str, Any]]]:
+        """Each job's manifest lines, newest first."""
+        by_job: dict[str, list[dict[str, Any]]] = {}
+        for entry in reversed(self.entries()):
+            by_job.setdefault(str(entry.get("job")), []).append(entry)
+        return by_job
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    """Every path under ``root``, links reported but never followed."""
+    for folder, names, files in os.walk(root, followlinks=False):
+        for name in (*names, *files):
+            yield Path(folder) / name

@@ -66,6 +66,10 @@ class Plan(BaseModel):
     jobs: tuple[Job, ...]
     errors: tuple[PlanError, ...]
     budget_usd: float | None
+    # The whole recipe, before --only and --limit: every job id, and each axis' values in order
+    # (the report shows the recipe's current state, not only what one run rendered).
+    recipe_jobs: tuple[str, ...] = ()
+    value_order: dict[str, tuple[str, ...]] = {}
 
     @property
     def unpriced(self) -> bool:
@@ -79,18 +83,37 @@ class Plan(BaseModel):
 
     @property
     def within_budget(self) -> bool | None:
+        """None when it cannot be said: no price, no budget, or a plan with errors."""
         cost = self.estimated_cost_usd
-        if cost is None or self.budget_usd is None:
+        if cost is None or self.budget_usd is None or self.errors:
             return None
         return cost <= self.budget_usd
 
-    def estimated_seconds(self, *, concurrency: int, rpm: int | None = None) -> float | None:
-        """Wall time: waves of ``concurrency`` jobs at the spec's latency, or the rate limit if slower."""
-        if self.spec.latency_s is None or not self.jobs:
-            return None if self.jobs else 0.0
-        waves = math.ceil(len(self.jobs) / max(concurrency, 1)) * self.spec.latency_s
-        limited = (len(self.jobs) - 1) * 60 / rpm + self.spec.latency_s if rpm else 0.0
+    def estimated_seconds(
+        self, *, concurrency: int, rpm: int | None = None, jobs: int | None = None
+    ) -> float | None:
+        """Wall time of ``jobs`` (default: all) in waves of ``concurrency`` at the spec's latency,
+        or at the rate limit if slower."""
+        count = len(self.jobs) if jobs is None else jobs
+        if not count:
+            return 0.0
+        if self.spec.latency_s is None:
+            return None
+        waves = math.ceil(count / max(concurrency, 1)) * self.spec.latency_s
+        limited = (count - 1) * 60 / rpm + self.spec.latency_s if rpm else 0.0
         return max(waves, limited)
+
+    @property
+    def job_total(self) -> int:
+        """Every job the recipe gives, planned or not."""
+        return len(self.jobs) + len({e.job for e in self.errors if e.job is not None})
+
+    @property
+    def failed_jobs(self) -> int:
+        """How many of them cannot run: an error that names no job fails every job."""
+        if any(error.job is None for error in self.errors):
+            return self.job_total
+        return len({error.job for error in self.errors})
 
     def to_json(self) -> dict[str, Any]:
         """The dry-run object of DESIGN.md (CLI), exactly."""
@@ -143,6 +166,12 @@ def build_plan(
     combos = expand(recipe.matrix, include=recipe.include, exclude=recipe.exclude)
     if len(combos) > recipe.max_jobs:
         raise RecipeError(_too_many(file, len(combos)))
+    everything = tuple(combo.id for combo in combos)
+    order: dict[str, dict[str, None]] = {axis: {} for axis in recipe.matrix}
+    for combo in combos:
+        for axis, value in combo.ids.items():
+            if axis in order:
+                order[axis][value] = None
     combos = _narrow(file, combos, only)
     if limit is not None:
         combos = combos[:limit]
@@ -158,6 +187,8 @@ def build_plan(
         jobs=tuple(jobs),
         errors=tuple(planner.errors),
         budget_usd=budget_usd if budget_usd is not None else recipe.budget_usd,
+        recipe_jobs=everything,
+        value_order={axis: tuple(values) for axis, values in order.items()},
     )
 
 

@@ -1,13 +1,15 @@
-"""Progress of a run as numbers and words: counts by outcome, dollars, an ETA, one line per job,
-and the closing summary. ``cli.py`` shows it (a live bar on a terminal, these lines otherwise).
+"""Progress of a run as numbers and words: counts by outcome, dollars, the time left from the
+completions seen so far, one line per job, and the closing summary. ``cli.py`` shows it (a live bar
+on a terminal, these lines otherwise).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 
-from engine.dryrun import money, seconds_text
+from engine.formatting import money, seconds_text
 from engine.plan import Plan
 from engine.runner import Result, RunSummary, Status
 
@@ -15,15 +17,28 @@ __all__ = ["ProgressModel"]
 
 
 class ProgressModel:
-    """What a progress display needs to know, updated as each job ends."""
+    """What a progress display needs to know, updated as each job ends.
 
-    def __init__(self, plan: Plan, *, backend: str) -> None:
+    ``label`` is the ledger's name of the backend (``segmind``, ``segmind@host:port``, ``preview``,
+    ``replay``); money sent to a stand-in for Segmind is labelled with its host.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        label: str,
+        charges: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.plan = plan
-        self.backend = backend
+        self.label = label
+        self.charges = charges
+        self.clock = clock
         self.total = len(plan.jobs)
         self.counts: Counter[str] = Counter()
         self.spent_usd = 0.0
-        self.started = time.monotonic()
+        self.started = clock()
 
     @property
     def finished(self) -> int:
@@ -34,12 +49,24 @@ class ProgressModel:
         self.spent_usd += result.cost_usd
 
     def eta_s(self) -> float | None:
-        """Seconds left at the pace so far (skipped jobs are instant, so they are left out)."""
+        """Seconds left at the pace of the completions seen so far (skipped jobs take no time, so
+        they are left out); None until a job has been rendered."""
+        left = self.total - self.finished
+        if left <= 0:
+            return 0.0
         worked = self.finished - self.counts["skipped"]
         if worked <= 0:
             return None
-        left = self.total - self.finished
-        return (time.monotonic() - self.started) / worked * left
+        return (self.clock() - self.started) / worked * left
+
+    def eta_text(self) -> str:
+        eta = self.eta_s()
+        return "time left unknown" if eta is None else f"~{seconds_text(eta)} left"
+
+    def _where(self) -> str:
+        """Whose money: Segmind's, or a stand-in's at SEGMIND_BASE_URL."""
+        host = self.label.removeprefix("segmind@")
+        return "" if self.label == "segmind" else f" on {host} (SEGMIND_BASE_URL, not Segmind)"
 
     def status_text(self) -> str:
         parts = [f"{self.counts['succeeded']} done"]
@@ -51,12 +78,12 @@ class ProgressModel:
         ):
             if self.counts[status]:
                 parts.append(f"{self.counts[status]} {word}")
-        money_part = money(self.spent_usd) if self.backend == "segmind" else "$0 (preview)"
+        money_part = money(self.spent_usd) if self.charges else f"$0 ({self.label})"
         return " · ".join(parts) + f" · {money_part}"
 
     def line(self, result: Result) -> str:
         """One plain line per finished job, for logs and pipes."""
-        detail = result.error or ", ".join(result.outputs)
+        detail = _first_line(result.error) or ", ".join(result.outputs)
         cost = f" {money(result.cost_usd)}" if result.cost_usd else ""
         return f"[{self.finished}/{self.total}] {result.job} {result.status}{cost}: {detail}"
 
@@ -73,11 +100,11 @@ class ProgressModel:
             for status, word in labels
             if summary.count(status) or status == "succeeded"
         )
-        if self.backend == "segmind":
-            spent = f"{money(summary.spent_usd)} spent"
+        if self.charges:
+            spent = f"{money(summary.spent_usd)} spent{self._where()}"
             if summary.unknown_usd:
                 spent += f", {money(summary.unknown_usd)} unknown (sent, never answered)"
-        elif self.backend == "replay":
+        elif self.label == "replay":
             spent = "$0 spent (replayed from the cassette)"
         else:
             spent = "$0 spent (local preview)"
@@ -90,7 +117,17 @@ class ProgressModel:
             lines.append("  stopped  the budget is reached: the jobs left were not sent")
         failures = [r for r in summary.results if r.status in {"failed", "unknown"}]
         for result in failures[:5]:
-            lines.append(f"  {result.status:<8} {result.job}: {result.error}")
+            lines.append(f"  {result.status:<8} {result.job}: {_first_line(result.error)}")
+            lines += [f"           {line}" for line in _more_lines(result.error)]
         if len(failures) > 5:
             lines.append(f"  … and {len(failures) - 5} more (see manifest.jsonl)")
         return "\n".join(lines)
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").split("\n", 1)[0]
+
+
+def _more_lines(text: str | None) -> list[str]:
+    """A long error (a cassette's diff) indented under its job, once."""
+    return (text or "").split("\n")[1:]

@@ -173,12 +173,7 @@ class RecipeItem(pytest.Item):
                 plan,
                 backend=preview_backend(),
                 out_dir=Path(scratch) / "out",
-                options=RunOptions(
-                    backend="preview" if rerecord else "replay",
-                    charge=False,
-                    force=True,
-                    replay=not rerecord,
-                ),
+                options=RunOptions(force=True, replay=not rerecord),
                 budget_usd=None,
                 home=Path(scratch) / "home",
                 cassette=cassette,

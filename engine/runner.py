@@ -1,18 +1,17 @@
 """The runner: a plan's jobs through the client, concurrently, under a hard budget, resumably.
 
-For each job: skip it if its identical payload already succeeded and its files are intact; resume
-polling if an earlier run left it queued; otherwise reserve its price, write ``sending`` to the
-ledger, and only then send it. Retries (429, 5xx, connections that failed before the request left)
-happen here and only here, with tenacity, honouring ``Retry-After``. A 401/403/404/406 stops new
-submissions while jobs in flight finish.
+For each job, the triage (engine.triage) says what it needs: reuse a picture already paid for,
+collect a request an earlier run left queued, hold it as unknown, or send it. To send, the runner
+reserves its price, checks its images can be read, writes ``sending`` to the ledger and the
+manifest, and only then sends it. Retries (429, 5xx, connections that failed before the request
+left) happen here and only here, with tenacity, honouring ``Retry-After``. A 401/403/404/406 stops
+new submissions while jobs in flight finish.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +36,7 @@ from engine.client import (
 )
 from engine.ledger import (
     FAILED,
+    NOT_SENT,
     SENDING,
     SKIPPED,
     SUBMITTED,
@@ -45,11 +45,11 @@ from engine.ledger import (
     Ledger,
     new_run_id,
 )
-from engine.localimage import LocalImage
-from engine.outputs import OutputStore, file_sha256
+from engine.outputs import OutputStore
 from engine.plan import Job, Plan
 from engine.polling import LatencyModel
 from engine.ratelimit import RateLimiter
+from engine.triage import Decision, Triage, payload_sha256
 
 __all__ = ["Result", "RunOptions", "RunSummary", "Runner", "payload_sha256"]
 
@@ -93,9 +93,6 @@ class RunSummary(BaseModel):
 class RunOptions:
     """How to run: concurrency, rate, what to re-send, and the retry policy's pace."""
 
-    backend: str
-    # False for the preview: it costs nothing, whatever Segmind would charge.
-    charge: bool = True
     concurrency: int = 8
     rpm: int | None = None
     force: bool = False
@@ -107,25 +104,26 @@ class RunOptions:
     replay: bool = False
 
 
-def payload_sha256(job: Job, digests: dict[Path, str] | None = None) -> str:
-    """The payload's identity: a local image counts by its bytes, not its path."""
-    cache = digests if digests is not None else {}
-
-    def canonical(value: Any) -> Any:
-        if isinstance(value, LocalImage):
-            if value.path not in cache:
-                cache[value.path] = file_sha256(value.path) or "missing"
-            return {"file-sha256": cache[value.path]}
-        return value
-
-    text = json.dumps(
-        {k: canonical(v) for k, v in job.payload.items()}, sort_keys=True, separators=(",", ":")
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 class _Stopped(Exception):
     """The run was aborted before this job's request could go out."""
+
+
+@dataclass
+class _Hold:
+    """The money one job holds in a budget, and the estimate it was held for."""
+
+    budget: Budget
+    held: float
+    estimate: float
+
+    def spend(self, charged: float | None) -> None:
+        self.budget.spend(self.held, charged=charged, estimate=self.estimate)
+
+    def release(self) -> None:
+        self.budget.release(self.held)
+
+    def unknown(self) -> None:
+        self.budget.mark_unknown(self.held)
 
 
 @dataclass
@@ -137,7 +135,11 @@ class _State:
 
 
 class Runner:
-    """Runs one plan; ``on_result`` hears of each job as it ends (the progress bar)."""
+    """Runs one plan; ``on_result`` hears of each job as it ends (the progress bar).
+
+    ``label`` names the backend in the ledger (``segmind``, ``segmind@host:port``, ``preview``,
+    ``replay``); ``charge`` is False where nothing is billed (the preview, a replay).
+    """
 
     def __init__(
         self,
@@ -148,6 +150,9 @@ class Runner:
         store: OutputStore,
         budget: Budget,
         options: RunOptions,
+        label: str = "segmind",
+        charge: bool = True,
+        triage: Triage | None = None,
         on_result: Callable[[Result], None] = lambda _result: None,
     ) -> None:
         self.plan = plan
@@ -156,14 +161,26 @@ class Runner:
         self.ledger = ledger
         self.store = store
         self.budget = budget
+        # What requests earlier runs sent cost, as this run collects them: counted, never capped
+        # (that money was committed under the earlier run's cap, and collecting it is free).
+        self.carried = Budget(None)
         self.options = options
+        self.label = label
+        self.charge = charge
+        self.triage = triage or Triage(
+            ledger,
+            label,
+            store,
+            force=options.force,
+            retry_unknown=options.retry_unknown,
+            model=self.spec.id,
+        )
         self.on_result = on_result
         self.run_id = new_run_id()
         self.limiter = RateLimiter(options.rpm)
         self.latency = LatencyModel(self.spec.latency_s)
         self.state = _State()
-        self._digests: dict[Path, str] = {}
-        self._manifest = ThreadPoolExecutor(max_workers=1, thread_name_prefix="manifest")
+        self._syncs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="manifest")
         self._twins: dict[str, asyncio.Future[Result]] = {}
 
     async def run(self) -> RunSummary:
@@ -173,9 +190,9 @@ class Runner:
         self.ledger.start_run(
             self.run_id,
             recipe=self.plan.recipe,
-            recipe_path=self.plan.recipe_path,
+            recipe_path=str(Path(self.plan.recipe_path).absolute()),
             model=self.spec.id,
-            backend=self.options.backend,
+            backend=self.label,
             out_dir=str(self.store.root),
             budget_usd=self.budget.cap_usd,
         )
@@ -189,7 +206,7 @@ class Runner:
             interrupted = True
             raise
         finally:
-            self._manifest.shutdown(wait=True)
+            self._syncs.shutdown(wait=True)
             status = "interrupted" if interrupted else "aborted" if self.state.stop else "done"
             self.ledger.finish_run(self.run_id, status)
             self._record_run(status, started)
@@ -197,8 +214,8 @@ class Runner:
                 run_id=self.run_id,
                 out_dir=str(self.store.root),
                 results=tuple(self.state.results),
-                spent_usd=round(self.budget.spent_usd, 6),
-                unknown_usd=round(self.budget.unknown_usd, 6),
+                spent_usd=round(self.budget.spent_usd + self.carried.spent_usd, 6),
+                unknown_usd=round(self.budget.unknown_usd + self.carried.unknown_usd, 6),
                 aborted=self.state.stop,
                 budget_reached=self.state.budget_reached,
                 interrupted=interrupted,
@@ -208,11 +225,6 @@ class Runner:
 
     def _record_run(self, status: str, started: float) -> None:
         """``runs/<run id>.json`` beside the manifest: what a report of this run needs to say."""
-        order: dict[str, list[str]] = {axis: [] for axis in self.plan.axes}
-        for job in self.plan.jobs:
-            for axis, value in job.values.items():
-                if axis in order and value not in order[axis]:
-                    order[axis].append(value)
         self.store.write_run(
             self.run_id,
             {
@@ -220,27 +232,25 @@ class Runner:
                 "recipe": self.plan.recipe,
                 "recipe_path": self.plan.recipe_path,
                 "model": self.spec.id,
-                "backend": self.options.backend,
+                "backend": self.label,
                 "status": status,
                 "budget_usd": self.budget.cap_usd,
-                "spent_usd": round(self.budget.spent_usd, 6),
-                "unknown_usd": round(self.budget.unknown_usd, 6),
+                "spent_usd": round(self.budget.spent_usd + self.carried.spent_usd, 6),
+                "unknown_usd": round(self.budget.unknown_usd + self.carried.unknown_usd, 6),
                 "started": self._started_at,
                 "seconds": round(time.monotonic() - started, 3),
                 "axes": list(self.plan.axes),
-                "values": order,
+                "values": {axis: list(values) for axis, values in self.plan.value_order.items()},
+                "jobs": [job.id for job in self.plan.jobs],
+                "recipe_jobs": list(self.plan.recipe_jobs),
             },
         )
 
     async def _worker(self, jobs: Iterator[Job]) -> None:
         for job in jobs:
             if self.state.stop:
-                self._finish(
-                    self._ended(
-                        job,
-                        Result(job=job.id, status="not-sent", error=f"not sent: {self.state.stop}"),
-                    )
-                )
+                error = f"not sent: {self.state.stop}"
+                self._finish(self._ended(job, Result(job=job.id, status="not-sent", error=error)))
                 continue
             self._finish(await self._job(job))
 
@@ -249,14 +259,14 @@ class Runner:
         self.on_result(result)
 
     async def _job(self, job: Job) -> Result:
-        digest = payload_sha256(job, self._digests)
+        digest = payload_sha256(job, self.triage.digests)
         twin = self._twins.get(digest)
         if twin is not None:
-            return await self._copy_of(job, await asyncio.shield(twin))
+            return await self._copy_of(job, digest, await asyncio.shield(twin))
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._twins[digest] = future
         try:
-            result = await self._first(job, digest)
+            result = await self._decided(job, digest)
         except Exception as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: a twin that never asks must not warn
@@ -267,94 +277,107 @@ class Runner:
         future.set_result(result)
         return result
 
-    async def _copy_of(self, job: Job, original: Result) -> Result:
+    async def _copy_of(self, job: Job, digest: str, original: Result) -> Result:
         """A job whose payload another job of this run sent: same pictures, not paid twice."""
-        if original.status not in {"succeeded", "skipped"}:
-            result = original.model_copy(update={"job": job.id, "cost_usd": 0.0, "outputs": ()})
-            if result.status in {"failed", "unknown"}:
-                status = FAILED if result.status == "failed" else UNKNOWN
-                digest = payload_sha256(job, self._digests)
-                self._record(job, digest, status, 0.0)
-                self.ledger.finish_job(
-                    self.run_id,
-                    job.id,
-                    status,
-                    error=f"same payload as another job of this run: {result.error}",
-                )
-            return self._ended(job, result)
-        return await self._reuse(
-            job, original.outputs, note="same payload as another job of this run"
-        )
+        if original.status in {"succeeded", "skipped"}:
+            sources = tuple(self.store.root / path for path in original.outputs)
+            return await self._reuse(
+                job, digest, sources, note="same payload as another job of this run"
+            )
+        result = original.model_copy(update={"job": job.id, "cost_usd": 0.0, "outputs": ()})
+        if result.status in {"failed", "unknown"}:
+            status = FAILED if result.status == "failed" else UNKNOWN
+            self._record(
+                job,
+                digest,
+                status,
+                0.0,
+                error=f"same payload as another job of this run: {result.error}",
+            )
+        return self._ended(job, result, digest=digest)
 
-    async def _first(self, job: Job, digest: str) -> Result:
-        record = self.ledger.latest(
-            backend=self.options.backend, model=self.spec.id, payload_sha256=digest
-        )
-        price = (job.cost_usd or 0.0) if self.options.charge else 0.0
-        if record is not None and not self.options.force:
-            if record.status in {SUCCEEDED, SKIPPED} and await asyncio.to_thread(
-                self.store.intact, record.output_paths, record.output_sha256
-            ):
-                return await self._reuse(
-                    job, record.output_paths, note=f"done by run {record.run_id}"
-                )
-            if (
-                record.status == SUBMITTED
-                and record.request_id
-                and record.poll_url
-                and record.result_url
-            ):
-                self.budget.hold(price)
-                self._record(
-                    job,
-                    digest,
-                    SUBMITTED,
-                    price,
-                    request_id=record.request_id,
-                    poll_url=record.poll_url,
-                    result_url=record.result_url,
-                )
-                submitted = Submitted(record.request_id, record.poll_url, record.result_url)
-                return await self._collect(job, digest, price, submitted, time.monotonic())
-            if record.status in {SENDING, UNKNOWN} and not self.options.retry_unknown:
-                error = f"sent by run {record.run_id} but never answered: it may have been billed; --retry-unknown sends it again"
-                self.ledger.job(
-                    self.run_id,
-                    job.id,
-                    model=self.spec.id,
-                    backend=self.options.backend,
-                    payload_sha256=digest,
-                    status=UNKNOWN,
-                    reserved_usd=0.0,
-                )
-                self.ledger.finish_job(self.run_id, job.id, UNKNOWN, error=error)
-                return self._ended(job, Result(job=job.id, status="unknown", error=error))
-        if not self.budget.reserve(price):
+    async def _decided(self, job: Job, digest: str) -> Result:
+        # Checking earlier outputs hashes files: off the event loop.
+        decision = await asyncio.to_thread(self.triage.decide, job, digest)
+        if decision.action == "reuse":
+            return await self._reuse(
+                job, digest, decision.sources, note=f"done by run {decision.run_id}"
+            )
+        if decision.action == "collect":
+            return await self._collect(job, digest, decision)
+        if decision.action == "unknown":
+            error = (
+                f"sent by run {decision.run_id} but never answered: it may have been billed; "
+                "--retry-unknown sends it again"
+            )
+            self._record(job, digest, UNKNOWN, 0.0, error=error)
+            return self._ended(
+                job, Result(job=job.id, status="unknown", error=error), digest=digest
+            )
+        price = self._price(job)
+        held = self.budget.reserve(price)
+        if held is None:
             self.state.budget_reached = True
             error = f"not sent: the budget (${self.budget.cap_usd:.2f}) is reached"
-            return self._ended(job, Result(job=job.id, status="not-sent", error=error))
-        return await self._send(job, digest, price)
+            return self._ended(
+                job, Result(job=job.id, status="not-sent", error=error), digest=digest
+            )
+        return await self._send(job, digest, _Hold(self.budget, held, price))
 
-    def _record(self, job: Job, digest: str, status: str, price: float, **fields: Any) -> None:
+    def _price(self, job: Job) -> float:
+        return (job.cost_usd or 0.0) if self.charge else 0.0
+
+    def _record(self, job: Job, digest: str, status: str, reserved: float, **fields: Any) -> None:
         self.ledger.job(
             self.run_id,
             job.id,
             model=self.spec.id,
-            backend=self.options.backend,
+            backend=self.label,
             payload_sha256=digest,
             status=status,
-            reserved_usd=price,
+            reserved_usd=reserved,
             **fields,
         )
 
-    async def _send(self, job: Job, digest: str, price: float) -> Result:
+    async def _collect(self, job: Job, digest: str, decision: Decision) -> Result:
+        """A request an earlier run left queued: poll it; its money moves to this run's row."""
+        submitted = decision.request
+        assert submitted is not None
+        price = self._price(job)
+        self.carried.hold(price)
+        self.ledger.take_over(
+            self.run_id,
+            job.id,
+            model=self.spec.id,
+            backend=self.label,
+            payload_sha256=digest,
+            reserved_usd=price,
+            request_id=submitted.request_id,
+            poll_url=submitted.status_url,
+            result_url=submitted.result_url,
+        )
+        self._note(job, digest, SUBMITTED, request=submitted)
+        hold = _Hold(self.carried, price, price)
+        return await self._poll_until_done(job, digest, hold, submitted, time.monotonic())
+
+    async def _send(self, job: Job, digest: str, hold: _Hold) -> Result:
         started = time.monotonic()
-        # Written before the request leaves: a kill now leaves "sending", never a silent re-send.
-        self._record(job, digest, SENDING, price)
-        attempts = 0
-        sent = False
         try:
+            # Images are read now, before anything says "sending": one that vanished or changed
+            # since the plan fails this job alone, and nothing is sent or counted.
             body = await self.client.body(self.spec, job.payload)
+        except JobFailed as problem:
+            hold.release()
+            self._record(job, digest, FAILED, 0.0, error=problem.message)
+            return self._ended(
+                job, Result(job=job.id, status="failed", error=problem.message), digest=digest
+            )
+        # Written before the request leaves: a kill now leaves "sending", never a silent re-send.
+        self._record(job, digest, SENDING, hold.held)
+        self._note(job, digest, SENDING)
+        attempts = 0
+        on_the_wire = False
+        try:
             async for attempt in self._retrying():
                 with attempt:
                     attempts += 1
@@ -362,28 +385,26 @@ class Runner:
                     if self.state.stop:
                         # An abort came while this job waited to (re)try: it must not go out now.
                         raise _Stopped(self.state.stop)
-                    sent = True
+                    on_the_wire = True
                     answer = await self.client.send(self.spec, body)
+                    on_the_wire = False
         except _Stopped as stopped:
-            self.budget.release(price)
-            self.ledger.finish_job(self.run_id, job.id, FAILED, error=f"not sent: {stopped}")
-            return self._ended(
-                job, Result(job=job.id, status="not-sent", error=f"not sent: {stopped}")
-            )
-        except (JobFailed, Abort, Retryable) as exc:
-            self.budget.release(price)
-            return self._failed(job, exc, attempts, started)
-        except Ambiguous as exc:
-            return self._unknown(job, price, exc, started)
+            return self._not_sent(job, digest, hold, f"not sent: {stopped}")
+        except (JobFailed, Abort, Retryable) as problem:
+            hold.release()
+            return self._ended_badly(job, digest, problem, "failed", started, attempts=attempts)
+        except Ambiguous as problem:
+            hold.unknown()
+            return self._ended_badly(job, digest, problem, "unknown", started, attempts=attempts)
         except asyncio.CancelledError:
-            if sent:
-                self.budget.mark_unknown(price)
+            if on_the_wire:
+                hold.unknown()
             else:
-                self.budget.release(price)
+                self._not_sent(job, digest, hold, "not sent: interrupted")
             raise
         if isinstance(answer, Finished):
             self.ledger.update(self.run_id, job.id, attempts=attempts)
-            return await self._succeeded(job, price, answer, started, polls=0)
+            return await self._succeeded(job, digest, hold, answer, started, polls=0)
         # The request id is on disk the moment it returns: a kill now means "poll it", not "pay again".
         self.ledger.update(
             self.run_id,
@@ -394,13 +415,18 @@ class Runner:
             poll_url=answer.status_url,
             result_url=answer.result_url,
         )
-        return await self._collect(job, digest, price, answer, started)
+        self._note(job, digest, SUBMITTED, request=answer)
+        return await self._poll_until_done(job, digest, hold, answer, started)
 
-    async def _collect(
-        self, job: Job, digest: str, price: float, submitted: Submitted, started: float
+    def _not_sent(self, job: Job, digest: str, hold: _Hold, error: str) -> Result:
+        hold.release()
+        self.ledger.finish_job(self.run_id, job.id, NOT_SENT, reserved_usd=0.0, error=error)
+        return self._ended(job, Result(job=job.id, status="not-sent", error=error), digest=digest)
+
+    async def _poll_until_done(
+        self, job: Job, digest: str, hold: _Hold, submitted: Submitted, started: float
     ) -> Result:
         """Poll a queued job until it ends, at the moments the latency model expects it to."""
-        del digest
         polls = 0
         # The job's clock starts when Segmind accepted it, not when it waited for a connection.
         accepted = time.monotonic()
@@ -416,30 +442,33 @@ class Runner:
                 if delay > 0 and await self.latency.sleep(delay):
                     continue  # another job taught the model something: plan again
                 polls += 1
-                polled = await self._patiently(
+                polled = await self._with_retries(
                     functools.partial(self.client.status, self.spec, submitted)
                 )
                 if polled.state == "COMPLETED":
-                    finished = await self._patiently(
+                    finished = await self._with_retries(
                         functools.partial(self.client.result, self.spec, submitted, polled)
                     )
                     self.latency.observe(finished.inference_s or (time.monotonic() - accepted))
-                    return await self._succeeded(job, price, finished, started, polls=polls)
-        except JobFailed as exc:
-            self.budget.release(price)
-            return self._failed(job, exc, 1, started, polls=polls)
+                    return await self._succeeded(job, digest, hold, finished, started, polls=polls)
+        except JobFailed as problem:
+            hold.release()
+            return self._ended_badly(
+                job, digest, problem, "failed", started, polls=polls, request=submitted
+            )
         except asyncio.CancelledError:
             # Interrupted while queued: Segmind will still bill it; the next run collects it.
-            self.budget.mark_unknown(price)
+            hold.unknown()
             raise
-        except (Ambiguous, Retryable, Abort) as exc:
-            return self._unknown(job, price, exc, started, keep_submitted=True, polls=polls)
+        except (Ambiguous, Retryable, Abort) as problem:
+            hold.unknown()
+            return self._ended_badly(
+                job, digest, problem, "unknown", started, polls=polls, request=submitted
+            )
 
-    async def _patiently(self, call: Callable[[], Any]) -> Any:
-        async for attempt in self._retrying():
-            with attempt:
-                return await call()
-        raise AssertionError("unreachable")
+    async def _with_retries(self, call: Callable[[], Any]) -> Any:
+        """``call()`` under the run's retry policy (a GET: asking again is always safe)."""
+        return await self._retrying()(call)
 
     def _retrying(self) -> tenacity.AsyncRetrying:
         options = self.options
@@ -462,7 +491,7 @@ class Runner:
         )
 
     async def _succeeded(
-        self, job: Job, price: float, finished: Finished, started: float, *, polls: int
+        self, job: Job, digest: str, hold: _Hold, finished: Finished, started: float, *, polls: int
     ) -> Result:
         paths = self.store.paths_for(job.output, [output.extension for output in finished.outputs])
         # Files are written (and synced) off the event loop; the ledger says "succeeded" only after.
@@ -470,127 +499,133 @@ class Runner:
             await asyncio.to_thread(self.store.write, path, output.data)
             for path, output in zip(paths, finished.outputs, strict=True)
         ]
-        cost = finished.charged_usd if finished.charged_usd is not None else price
-        self.budget.spend(price, charged=cost)
+        charged = finished.charged_usd if self.charge else None
         seconds = time.monotonic() - started
-        self.ledger.finish_job(
+        # Recorded once per request: 0 here when another process has recorded it already.
+        cost = self.ledger.settle_request(
             self.run_id, job.id, SUCCEEDED,
-            cost_usd=cost, credits_seen=finished.credits, output_paths=paths, output_sha256=hashes,
+            cost_usd=charged if charged is not None else hold.estimate,
+            credits_seen=finished.credits, output_paths=paths, output_sha256=hashes,
             seconds=round(seconds, 3), request_id=finished.request_id,
-        )  # fmt: skip
+        ) or 0.0  # fmt: skip
+        hold.spend(cost)
         self.state.polls += polls
-        return self._ended(
-            job,
-            Result(
-                job=job.id,
-                status="succeeded",
-                outputs=tuple(paths),
-                cost_usd=cost,
-                seconds=seconds,
-                polls=polls,
-            ),
+        result = Result(
+            job=job.id,
+            status="succeeded",
+            outputs=tuple(paths),
+            cost_usd=cost,
+            seconds=seconds,
+            polls=polls,
         )
+        return self._ended(job, result, digest=digest, hashes=hashes)
 
-    async def _reuse(self, job: Job, paths: tuple[str, ...], *, note: str) -> Result:
+    async def _reuse(
+        self, job: Job, digest: str, sources: tuple[Path, ...], *, note: str
+    ) -> Result:
         """Skip a job whose pictures exist; copy them under this job's own path if it differs."""
-        targets = self.store.paths_for(job.output, [Path(p).suffix or ".bin" for p in paths])
+        targets = self.store.paths_for(job.output, [p.suffix or ".bin" for p in sources])
         hashes = [
-            await asyncio.to_thread(self.store.place, source, target)
-            for source, target in zip(paths, targets, strict=True)
+            await asyncio.to_thread(self.store.copy_in, source, target)
+            for source, target in zip(sources, targets, strict=True)
         ]
-        self.ledger.job(
-            self.run_id,
-            job.id,
-            model=self.spec.id,
-            backend=self.options.backend,
-            payload_sha256=payload_sha256(job, self._digests),
-            status=SKIPPED,
-            reserved_usd=0.0,
-        )
-        self.ledger.finish_job(
-            self.run_id,
-            job.id,
+        self._record(
+            job,
+            digest,
             SKIPPED,
+            0.0,
             cost_usd=0.0,
             output_paths=targets,
             output_sha256=hashes,
             error=note,
         )
-        return self._ended(
-            job, Result(job=job.id, status="skipped", outputs=tuple(targets), error=None)
-        )
+        result = Result(job=job.id, status="skipped", outputs=tuple(targets), error=None)
+        return self._ended(job, result, digest=digest, hashes=hashes)
 
-    def _failed(
-        self, job: Job, problem: ApiProblem, attempts: int, started: float, *, polls: int = 0
-    ) -> Result:
-        self._note_abort(problem)
-        self.ledger.finish_job(
-            self.run_id,
-            job.id,
-            FAILED,
-            error=problem.message,
-            attempts=attempts,
-            seconds=round(time.monotonic() - started, 3),
-        )
-        return self._ended(
-            job,
-            Result(
-                job=job.id,
-                status="failed",
-                error=problem.message,
-                seconds=time.monotonic() - started,
-                polls=polls,
-            ),
-        )
-
-    def _unknown(
+    def _ended_badly(
         self,
         job: Job,
-        price: float,
+        digest: str,
         problem: ApiProblem,
+        status: Literal["failed", "unknown"],
         started: float,
         *,
-        keep_submitted: bool = False,
+        attempts: int | None = None,
         polls: int = 0,
+        request: Submitted | None = None,
     ) -> Result:
-        self.budget.mark_unknown(price)
+        """A job that failed (not billed) or whose outcome nobody knows (it may have been)."""
         self._note_abort(problem)
-        # A queued job whose polling broke off stays "submitted": the next run polls it again.
-        status = SUBMITTED if keep_submitted and problem.status != 404 else UNKNOWN
-        self.ledger.update(self.run_id, job.id, status=status, error=problem.message)
-        return self._ended(
-            job,
-            Result(
-                job=job.id,
-                status="unknown",
-                error=problem.message,
-                seconds=time.monotonic() - started,
-                polls=polls,
-            ),
+        seconds = time.monotonic() - started
+        fields: dict[str, Any] = {"error": problem.message, "seconds": round(seconds, 3)}
+        if attempts is not None:
+            fields["attempts"] = attempts
+        if status == "failed" and request is not None:
+            self.ledger.settle_request(
+                self.run_id, job.id, FAILED, cost_usd=None, request_id=request.request_id, **fields
+            )
+        elif status == "failed":
+            self.ledger.finish_job(self.run_id, job.id, FAILED, **fields)
+        else:
+            # A queued job whose polling broke off stays "submitted": the next run polls it again
+            # (not once Segmind has forgotten it: a 404).
+            keep = request is not None and problem.status != 404
+            self.ledger.update(self.run_id, job.id, status=SUBMITTED if keep else UNKNOWN, **fields)
+        result = Result(
+            job=job.id, status=status, error=problem.message, seconds=seconds, polls=polls
         )
+        return self._ended(job, result, digest=digest)
 
     def _note_abort(self, problem: ApiProblem) -> None:
         """A 401/403/404/406 stops new submissions for the rest of the run (the first one says why)."""
         if isinstance(problem, Abort) and self.state.stop is None:
             self.state.stop = f"Segmind refused the account ({problem.message})"
 
-    def _ended(self, job: Job, result: Result) -> Result:
-        # One writer thread keeps the manifest's lines in order without blocking the event loop.
-        self._manifest.submit(
-            self.store.record,
-            {
-                "run": self.run_id,
-                "job": job.id,
-                "status": result.status,
-                "outputs": list(result.outputs),
-                "cost_usd": result.cost_usd,
-                "seed": job.payload.get("seed"),
-                "values": job.values,
-                "prompt": _prompt_of(job.payload),
-                "error": result.error,
-                "seconds": round(result.seconds, 3),
-            },
+    def _note(
+        self, job: Job, digest: str, status: str, *, request: Submitted | None = None
+    ) -> None:
+        """A manifest line for a request about to leave or queued: written (not synced) before
+        going on, so that a kill leaves it for a run with another ledger to find."""
+        entry = self._entry(job, digest, status)
+        if request is not None:
+            entry["request"] = {
+                "id": request.request_id,
+                "status_url": request.status_url,
+                "result_url": request.result_url,
+            }
+        self.store.record(entry, sync=False)
+
+    def _entry(self, job: Job, digest: str | None, status: str) -> dict[str, Any]:
+        return {
+            "run": self.run_id,
+            "job": job.id,
+            "status": status,
+            "backend": self.label,
+            "payload_sha256": digest,
+            "seed": job.payload.get("seed"),
+            "values": job.values,
+            "prompt": _prompt_of(job.payload),
+        }
+
+    def _ended(
+        self,
+        job: Job,
+        result: Result,
+        *,
+        digest: str | None = None,
+        hashes: list[str] | None = None,
+    ) -> Result:
+        entry = self._entry(job, digest, result.status)
+        entry.update(
+            outputs=list(result.outputs),
+            sha256=hashes or [],
+            cost_usd=result.cost_usd,
+            error=result.error,
+            seconds=round(result.seconds, 3),
         )
+        self.store.record(entry, sync=False)
+        # The line is written; pushing it to disk waits on one thread, off the event loop.
+        self._syncs.submit(self.store.sync)
         return result
 
 

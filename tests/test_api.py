@@ -47,7 +47,7 @@ def test_plan_and_render_a_recipe_through_the_public_api(tmp_path: Path) -> None
         plan,
         backend=engine.preview_backend(),
         out_dir=out / "renders",
-        options=engine.RunOptions(backend="preview", charge=False),
+        options=engine.RunOptions(),
         budget_usd=None,
         home=out / "home",
     )

@@ -97,7 +97,7 @@ def test_a_changed_prompt_fails_its_jobs_with_a_diff_and_sends_nothing(recorded:
     assert (
         "  failed   rome: the cassette has no recording of this request (re-record with --record new to add it, "
         "or --record all to start over); what changed since it was recorded:\n"
-        "--- recorded\n+++ now\n-    dusk\n+    dawn\n"
+        "           --- recorded\n           +++ now\n           -    dusk\n           +    dawn\n"
     ) in out
     assert (recorded / "cassettes" / "r.yaml").read_bytes() == before
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def user_ledger() -> Path:
+    """The default ledger: in the user data folder (the tests point XDG_DATA_HOME at their own)."""
+    return Path(os.environ["XDG_DATA_HOME"]) / "render" / "ledger.sqlite"
+
+
 def run(*args: str, **env: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, list(args), env=env or None, prog_name="render")
     return result.exit_code, result.stdout, result.stderr
@@ -62,12 +68,12 @@ def test_without_a_key_it_renders_free_previews_with_a_notice(project: Path) -> 
         json.loads(line)
         for line in (project / "renders" / "r" / "manifest.jsonl").read_text().splitlines()
     ]
-    assert [entry["status"] for entry in manifest] == ["succeeded", "succeeded"]
-    rows = (
-        sqlite3.connect(project / ".render" / "ledger.sqlite")
-        .execute("SELECT status, backend FROM jobs")
-        .fetchall()
-    )
+    # A line as each request leaves, another when it is queued, and one when it ends.
+    assert [entry["status"] for entry in manifest].count("succeeded") == 2
+    assert {entry["status"] for entry in manifest} == {"sending", "submitted", "succeeded"}
+    # The ledger is the user's, not the working folder's: another folder finds it too.
+    assert not (project / ".render").exists()
+    rows = sqlite3.connect(user_ledger()).execute("SELECT status, backend FROM jobs").fetchall()
     assert rows == [("succeeded", "preview"), ("succeeded", "preview")]
 
 
@@ -106,7 +112,7 @@ def test_out_and_render_home_move_the_outputs_and_the_ledger(project: Path) -> N
             ("--budget", "0.5"),
             {"SEGMIND_API_KEY": "sk-test"},
             3,
-            "error: r.yaml: the plan costs $0.678, more than its $0.50 budget: raise the budget, or narrow the run with --only or --limit",
+            "error: r.yaml: the 2 jobs to send cost $0.678, more than the $0.50 budget: raise the budget, or narrow the run with --only or --limit",
         ),
     ],
 )
@@ -131,7 +137,7 @@ def test_no_budget_and_an_unpriced_model_are_refused_for_segmind(project: Path) 
     code, _, err = run("nobudget.yaml", **env)
     assert (code, err) == (
         2,
-        "error: nobudget.yaml: no budget: set `budget_usd` in the recipe or pass --budget (the plan costs $0.678)\n",
+        "error: nobudget.yaml: no budget: set `budget_usd` in the recipe or pass --budget (the run would send 2 jobs for $0.678)\n",
     )
     code, _, err = run("unpriced.yaml", **env)
     assert (code, err) == (
@@ -170,7 +176,16 @@ def test_ledger_command_shows_the_spend(project: Path) -> None:
     run("r.yaml")
     code, out, _ = run("ledger", "--json")
     assert code == 0
-    (row,) = json.loads(out)
+    data = json.loads(out)
+    assert data["ledger"] == str(user_ledger())
+    (row,) = data["spend"]
+    (ran,) = data["runs"]
+    assert (ran["recipe"], ran["backend"], ran["status"], ran["jobs"]) == (
+        "r",
+        "preview",
+        "done",
+        2,
+    )
     assert (row["recipe"], row["model"], row["backend"], row["jobs"], row["spent_usd"]) == (
         "r",
         "scenecraft",
@@ -180,8 +195,21 @@ def test_ledger_command_shows_the_spend(project: Path) -> None:
     )
     code, out, _ = run("ledger")
     assert "total spent on Segmind: $0.00" in out
+    assert f"{ran['id']}  r " in out  # the run ids a user takes for `render report`
 
 
 def test_ledger_command_before_any_run(project: Path) -> None:
     code, out, _ = run("ledger")
-    assert (code, out) == (0, "no runs yet (no ledger at .render/ledger.sqlite)\n")
+    assert (code, out) == (0, f"no runs yet (no ledger at {user_ledger()})\n")
+
+
+def test_a_local_render_folder_is_still_used_with_a_notice(project: Path) -> None:
+    (project / ".render").mkdir()
+    sqlite3.connect(project / ".render" / "ledger.sqlite").close()
+    code, _, err = run("r.yaml")
+    assert code == 0
+    assert (
+        "note: using the ledger in .render/ of this folder (set RENDER_HOME to choose another; "
+        "without either, runs share the ledger in your user data folder)\n"
+    ) in err
+    assert not user_ledger().exists()

@@ -20,11 +20,15 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_dry_run_prints_the_jobs_cost_and_time() -> None:
-    code, out, err = run(SPRING, "--dry-run", "--only", "product=sofa", "--only", "style=cozy")
+def test_dry_run_prints_the_jobs_cost_and_time(tmp_path: Path) -> None:
+    out_dir = tmp_path / "shots"
+    code, out, err = run(
+        SPRING, "--dry-run", "--only", "product=sofa", "--only", "style=cozy", "--out", str(out_dir)
+    )
     assert (code, err) == (0, "")
     assert out == (
         f"spring ({SPRING}) · scenecraft · 4 jobs\n"
+        f"outputs → {out_dir}/spring/\n"
         "\n"
         "  job             cost    output\n"
         "  sofa/cozy/1x1   $0.339  sofa/cozy-1x1.jpg\n"
@@ -32,6 +36,7 @@ def test_dry_run_prints_the_jobs_cost_and_time() -> None:
         "  sofa/cozy/16x9  $0.339  sofa/cozy-16x9.jpg\n"
         "  sofa/cozy/9x16  $0.339  sofa/cozy-9x16.jpg\n"
         "\n"
+        "jobs    4 to send ($1.356)\n"
         "cost    $1.356 of a $15.00 budget (within budget)\n"
         "time    ~34 s at concurrency 8 (~33.64 s a job)\n"
     )

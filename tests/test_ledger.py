@@ -1,10 +1,16 @@
-"""The ledger: versioned migrations, what a payload's history says, and spend by day, recipe and model."""
+"""The ledger: versioned migrations (one at a time, under a lock), a payload's history, each
+request's money on exactly one row, and spend by day, recipe and model."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import multiprocessing
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import engine.ledger as ledger_module
 from engine.ledger import MIGRATIONS, Ledger
@@ -12,6 +18,31 @@ from engine.ledger import MIGRATIONS, Ledger
 
 def _ledger(tmp_path: Path) -> Ledger:
     return Ledger(tmp_path / "home" / "ledger.sqlite")
+
+
+def _run(book: Ledger, run: str, *, out_dir: str = "/o") -> None:
+    book.start_run(
+        run,
+        recipe="spring",
+        recipe_path="r.yaml",
+        model="scenecraft",
+        backend="segmind",
+        out_dir=out_dir,
+        budget_usd=5,
+    )
+
+
+def _job(book: Ledger, run: str, job: str, status: str, **fields: Any) -> None:
+    book.job(
+        run,
+        job,
+        model="scenecraft",
+        backend="segmind",
+        payload_sha256=fields.pop("payload", "h"),
+        status=status,
+        reserved_usd=fields.pop("reserved", 0.3),
+        **fields,
+    )
 
 
 def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
@@ -45,89 +76,165 @@ def test_a_failed_migration_leaves_the_old_version(tmp_path: Path) -> None:
         setattr(ledger_module, "MIGRATIONS", MIGRATIONS)  # noqa: B010
 
 
-def test_latest_prefers_a_success_then_the_newest(tmp_path: Path) -> None:
+def _open(path: str, start: Any, errors: Any) -> None:
+    start.wait()
+    try:
+        Ledger(Path(path)).close()
+    except Exception as exc:
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_ledger_at_once_migrate_it_once(tmp_path: Path) -> None:
+    """Issue 10: on a brand-new ledger the second process crashed with `table runs already exists`."""
+    path = tmp_path / "home" / "ledger.sqlite"
+    path.parent.mkdir()
+    context = multiprocessing.get_context("spawn")
+    start, errors = context.Event(), context.Queue()
+    workers = [context.Process(target=_open, args=(str(path), start, errors)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(timeout=60)
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == []
+    book = Ledger(path)
+    assert book.version == len(MIGRATIONS)
+    book.close()
+
+
+def test_output_lists_are_json_and_survive_a_comma(tmp_path: Path) -> None:
+    """Issue 10: comma-joined lists split `a, b.png` in two, so the job rendered (and paid) again."""
+    book = _ledger(tmp_path)
+    _run(book, "r1")
+    _job(book, "r1", "a", "sending")
+    book.finish_job("r1", "a", "succeeded", output_paths=["a, b.png"], output_sha256=["x"])
+    (record,) = book.records(backend="segmind", model="scenecraft", payload_sha256="h")
+    assert record.output_paths == ("a, b.png",)
+    raw = book.db.execute("SELECT output_paths FROM jobs").fetchone()[0]
+    assert json.loads(raw) == ["a, b.png"]
+    book.close()
+
+
+def test_the_migration_turns_comma_lists_into_json(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    script = MIGRATIONS[0]
+    assert isinstance(script, str)
+    old.executescript(script + "\nPRAGMA user_version = 1;")
+    old.execute(
+        "INSERT INTO runs VALUES ('r1', 'spring', 'r.yaml', 'm', 'segmind', 'o', 5, 't', NULL, 'done')"
+    )
+    old.execute(
+        "INSERT INTO jobs (run_id, job_id, model, backend, payload_sha256, status, output_paths, output_sha256) "
+        "VALUES ('r1', 'a', 'm', 'segmind', 'h', 'succeeded', 'a.png,a-2.png', 'x,y')"
+    )
+    old.commit()
+    old.close()
+    book = Ledger(path)
+    (row,) = book.jobs_of("r1")
+    assert (row["output_paths"], row["output_sha256"]) == (["a.png", "a-2.png"], ["x", "y"])
+    book.close()
+
+
+def test_records_are_newest_first_with_their_folder(tmp_path: Path) -> None:
     book = _ledger(tmp_path)
     for run in ("r1", "r2", "r3"):
-        book.start_run(
-            run,
-            recipe="spring",
-            recipe_path="r.yaml",
-            model="scenecraft",
-            backend="segmind",
-            out_dir="o",
-            budget_usd=1,
-        )
-    book.job(
-        "r1",
-        "a",
-        model="scenecraft",
-        backend="segmind",
-        payload_sha256="h",
-        status="sending",
-        reserved_usd=0.3,
-    )
-    book.job(
-        "r2",
-        "a",
-        model="scenecraft",
-        backend="segmind",
-        payload_sha256="h",
-        status="sending",
-        reserved_usd=0.3,
-    )
+        _run(book, run, out_dir=f"/out/{run}")
+    _job(book, "r1", "a", "sending")
+    _job(book, "r2", "a", "sending")
     book.finish_job(
         "r2", "a", "succeeded", cost_usd=0.3, output_paths=["a.png"], output_sha256=["x"]
     )
-    book.job(
-        "r3",
+    _job(book, "r3", "a", "failed")
+    records = book.records(backend="segmind", model="scenecraft", payload_sha256="h")
+    assert [(r.run_id, r.status, r.out_dir) for r in records] == [
+        ("r3", "failed", "/out/r3"),
+        ("r2", "succeeded", "/out/r2"),
+        ("r1", "sending", "/out/r1"),
+    ]
+    assert records[1].output_paths == ("a.png",)
+    assert book.records(backend="preview", model="scenecraft", payload_sha256="h") == []
+    book.close()
+
+
+def test_a_collected_request_moves_its_money_and_counts_once(tmp_path: Path) -> None:
+    """Issue 10: after a resume collected queued jobs, `render ledger` showed the same amount as
+    both spent and unknown."""
+    book = _ledger(tmp_path)
+    for run in ("r1", "r2"):
+        _run(book, run)
+    _job(book, "r1", "a", "submitted", request_id="q1", poll_url="s", result_url="r")
+    (before,) = book.spend()
+    assert (before.spent_usd, before.unknown_usd) == (0, 0.3)
+    book.take_over(
+        "r2",
         "a",
         model="scenecraft",
         backend="segmind",
         payload_sha256="h",
-        status="failed",
         reserved_usd=0.3,
+        request_id="q1",
+        poll_url="s",
+        result_url="r",
     )
-    record = book.latest(backend="segmind", model="scenecraft", payload_sha256="h")
-    assert record is not None
-    assert (record.run_id, record.status, record.output_paths, record.output_sha256) == (
-        "r2",
-        "succeeded",
-        ("a.png",),
-        ("x",),
-    )
-    assert book.latest(backend="preview", model="scenecraft", payload_sha256="h") is None
+    (queued,) = book.spend()
+    assert (queued.jobs, queued.spent_usd, queued.unknown_usd) == (1, 0, 0.3)
+    assert book.settle_request("r2", "a", "succeeded", cost_usd=0.3, request_id="q1") == 0.3
+    (after,) = book.spend()
+    assert (after.jobs, after.spent_usd, after.unknown_usd) == (1, 0.3, 0)
+    statuses = {row["run_id"]: row["status"] for row in book.db.execute("SELECT * FROM jobs")}
+    assert statuses == {"r1": "collected", "r2": "succeeded"}
+    assert book.records(backend="segmind", model="scenecraft", payload_sha256="h")[0].run_id == "r2"
+    book.close()
+
+
+def test_two_processes_that_polled_one_request_record_its_cost_once(tmp_path: Path) -> None:
+    """Issue 10: jobs both processes polled were counted twice ($45.43 against $27.12 billed)."""
+    book = _ledger(tmp_path)
+    for run in ("r1", "r2"):
+        _run(book, run)
+    for run in ("r1", "r2"):
+        _job(book, run, "a", "submitted", request_id="q1", poll_url="s", result_url="r")
+    assert book.settle_request("r1", "a", "succeeded", cost_usd=0.3, request_id="q1") == 0.3
+    assert book.settle_request("r2", "a", "succeeded", cost_usd=0.3, request_id="q1") == 0.0
+    (row,) = book.spend()
+    assert (row.spent_usd, row.unknown_usd) == (0.3, 0)
     book.close()
 
 
 def test_spend_by_day_recipe_and_model(tmp_path: Path) -> None:
     book = _ledger(tmp_path)
-    book.start_run(
-        "r1",
-        recipe="spring",
-        recipe_path="r.yaml",
-        model="scenecraft",
-        backend="segmind",
-        out_dir="o",
-        budget_usd=5,
-    )
+    _run(book, "r1")
     for job, status, cost in (
         ("a", "succeeded", 0.339),
         ("b", "succeeded", 0.339),
         ("c", "unknown", None),
         ("d", "failed", None),
     ):
-        book.job(
-            "r1",
-            job,
-            model="scenecraft",
-            backend="segmind",
-            payload_sha256=job,
-            status="sending",
-            reserved_usd=0.339,
-        )
+        _job(book, "r1", job, "sending", payload=job, reserved=0.339)
         book.finish_job("r1", job, status, cost_usd=cost)
     (row,) = book.spend()
     assert (row.recipe, row.model, row.backend, row.jobs) == ("spring", "scenecraft", "segmind", 3)
     assert round(row.spent_usd, 3) == 0.678
     assert round(row.unknown_usd, 3) == 0.339
+    (run,) = book.run_rows()
+    assert (run.id, run.jobs, round(run.spent_usd, 3), round(run.unknown_usd, 3)) == (
+        "r1",
+        4,
+        0.678,
+        0.339,
+    )
+    book.close()
+
+
+@pytest.mark.parametrize("limit", [1, None])
+def test_run_rows_are_the_newest_oldest_first(tmp_path: Path, limit: int | None) -> None:
+    book = _ledger(tmp_path)
+    for run in ("r1", "r2"):
+        _run(book, run)
+    book.db.execute("UPDATE runs SET started_at = id")
+    assert [run.id for run in book.run_rows(limit=limit)] == (["r2"] if limit else ["r1", "r2"])
     book.close()

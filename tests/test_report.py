@@ -113,7 +113,7 @@ def test_no_report_skips_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.chdir(tmp_path)
     code, out, _ = run("r.yaml", "--no-report", "--limit", "1", RENDER_HOME=str(tmp_path / "home"))
     assert code == 0
-    assert "report" not in out
+    assert "\n  report " not in out
     assert not (tmp_path / "renders" / "r" / "index.html").exists()
 
 
@@ -137,6 +137,7 @@ def test_failed_and_skipped_jobs_show_as_such(
         )
     )
     with serving(app) as base:
+        host = base.removeprefix("http://")
         env = {
             "SEGMIND_API_KEY": "sk-test",
             "SEGMIND_BASE_URL": base,
@@ -151,7 +152,46 @@ def test_failed_and_skipped_jobs_show_as_such(
     assert page.count('<div class="cell succeeded">') == 4
     assert page.count('<div class="cell failed">') == 1
     assert "Generation failed (simulated): the content was blocked" in page
-    assert "on segmind · $0.04 spent of a $1.00 budget" in page
+    # Money sent to a stand-in for Segmind is labelled with its host, never as Segmind's.
+    assert f"STAND-IN: rendered by {host}, not Segmind" in page
+    assert f"on {host} · this run $0.04 spent of a $1.00 budget" in page
+    assert (
+        "6 jobs: 1 failed · 1 skipped · 4 succeeded · every run into this folder spent $0.05"
+        in page
+    )
+
+
+def test_after_a_limited_run_the_sheet_shows_every_current_output(rendered: Path) -> None:
+    """Issue 10: the sheet after --limit showed only that run's jobs; the header totals the batch."""
+    code, _, err = run(
+        "r.yaml", "--limit", "1", "--force", RENDER_HOME=str(rendered.parents[1] / "home")
+    )
+    assert code == 0, err
+    page = (rendered / "index.html").read_text()
+    assert page.count('<div class="cell succeeded">') == 6
+    assert page.count("from run ") == 5  # the five jobs the second run did not render
+    assert "6 jobs: 6 succeeded · every run into this folder spent $0.00" in page
+
+
+def test_an_image_too_large_to_decode_gets_no_thumbnail(rendered: Path) -> None:
+    """Issue 10: a 20000×20000 PNG (a few KB) crashed the report with DecompressionBombError."""
+    from PIL import Image
+
+    (output,) = list((rendered / "lamp").glob("loft-2-1x1.*"))
+    Image.new("1", (20000, 20000)).save(output.with_suffix(".png"), optimize=True)
+    assert output.with_suffix(".png").stat().st_size < 100_000
+    output.unlink()
+    manifest = (
+        (rendered / "manifest.jsonl")
+        .read_text()
+        .replace(output.name, output.with_suffix(".png").name)
+    )
+    (rendered / "manifest.jsonl").write_text(manifest)
+    page = write_report(rendered).read_text()
+    assert "no thumbnail: the image is too large to decode here" in page
+    Image.new("1", (8000, 6000)).save(output.with_suffix(".png"))
+    page = write_report(rendered).read_text()
+    assert "no thumbnail: 8000×6000 pixels is too large to decode here" in page
 
 
 def test_a_report_needs_a_run(tmp_path: Path) -> None:

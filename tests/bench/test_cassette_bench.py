@@ -45,7 +45,7 @@ def test_replay_speed_and_cassette_size(tmp_path: Path) -> None:
     jobs = 250  # four interactions a v2 job: submit, final status, result, image
     plan = build_plan(load_recipe(_recipe(tmp_path, jobs)))
     cassette = tmp_path / "c" / "run.yaml"
-    options = RunOptions(backend="preview", charge=False, force=True, concurrency=8)
+    options = RunOptions(force=True, concurrency=8)
     execute(
         plan,
         backend=preview_backend(),
@@ -57,7 +57,7 @@ def test_replay_speed_and_cassette_size(tmp_path: Path) -> None:
         record="all",
     )
     interactions = cassette.read_text().count("- request:")
-    replay = RunOptions(backend="replay", charge=False, force=True, concurrency=8, replay=True)
+    replay = RunOptions(force=True, concurrency=8, replay=True)
     started = time.perf_counter()
     summary = execute(
         plan,

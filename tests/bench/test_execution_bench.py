@@ -59,7 +59,7 @@ def _run(tmp_path: Path, base: str, jobs: int) -> tuple[float, float, list[float
         plan,
         backend=segmind_backend("sk-bench", base_url=base),
         out_dir=tmp_path / "out",
-        options=RunOptions(backend="segmind", concurrency=CONCURRENCY),
+        options=RunOptions(concurrency=CONCURRENCY),
         budget_usd=100,
         home=tmp_path / "home",
     )
@@ -128,7 +128,7 @@ _MEMORY_SCRIPT = textwrap.dedent(
     plan = build_plan(load_recipe(recipe))
     plan = plan.model_copy(update={"jobs": plan.jobs[:jobs]})
     summary = execute(plan, backend=segmind_backend("sk-bench", base_url=base), out_dir=tmp / "out",
-                      options=RunOptions(backend="segmind", concurrency=64), budget_usd=100, home=tmp / "home")
+                      options=RunOptions(concurrency=64), budget_usd=100, home=tmp / "home")
     assert summary.count("succeeded") == jobs
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     """

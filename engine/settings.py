@@ -1,0 +1,83 @@
+"""Where the engine keeps its state and whom it talks to, read from the environment in one place.
+
+- ``RENDER_HOME``: the ledger and caches. Default: the user's data folder (``platformdirs``), so every
+  working folder shares one ledger and a run from another folder never pays again. A ``.render/``
+  in the working folder (the default of earlier versions) is still used, and said so.
+- ``SEGMIND_API_KEY`` and ``SEGMIND_BASE_URL``: the account and the host that stands in for Segmind.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "LEDGER_FILE",
+    "Home",
+    "api_key",
+    "base_url",
+    "host_label",
+    "ledger_path",
+    "render_home",
+]
+
+DEFAULT_BASE_URL = "https://api.segmind.com"
+LEDGER_FILE = "ledger.sqlite"
+_APP = "render"
+_LOCAL = ".render"
+
+
+@dataclass(frozen=True)
+class Home:
+    """The folder of the ledger, and why it is that one (``env``, ``local`` or ``user``)."""
+
+    path: Path
+    source: str
+
+    @property
+    def notice(self) -> str | None:
+        """A line to tell the user when the ledger is not where they would look for it first."""
+        if self.source == "local":
+            return (
+                f"note: using the ledger in {_LOCAL}/ of this folder (set RENDER_HOME to choose "
+                "another; without either, runs share the ledger in your user data folder)"
+            )
+        return None
+
+
+def render_home() -> Home:
+    """``RENDER_HOME``, else ``.render/`` when the working folder has one, else the user's data folder."""
+    chosen = os.environ.get("RENDER_HOME", "").strip()
+    if chosen:
+        return Home(Path(chosen).expanduser().absolute(), "env")
+    local = Path(_LOCAL)
+    if (local / LEDGER_FILE).is_file():
+        return Home(local.absolute(), "local")
+    import platformdirs  # noqa: PLC0415 - only when no folder is named
+
+    return Home(Path(platformdirs.user_data_dir(_APP, appauthor=False)), "user")
+
+
+def ledger_path(home: Path | None = None) -> Path:
+    return (home if home is not None else render_home().path) / LEDGER_FILE
+
+
+def api_key() -> str:
+    """``SEGMIND_API_KEY``, without surrounding whitespace; empty when unset."""
+    return os.environ.get("SEGMIND_API_KEY", "").strip()
+
+
+def base_url() -> str:
+    """``SEGMIND_BASE_URL`` without a trailing slash, else Segmind's own API host."""
+    return (os.environ.get("SEGMIND_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/")
+
+
+def host_label(url: str) -> str:
+    """How money sent to ``url`` is labelled: ``segmind`` for Segmind itself, else its host."""
+    if url.rstrip("/") == DEFAULT_BASE_URL:
+        return "segmind"
+    parts = urlsplit(url)
+    return f"segmind@{parts.netloc or url}"

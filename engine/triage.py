@@ -1,0 +1,205 @@
+"""What each job of a plan needs before anything is sent: send it, reuse a picture already paid for,
+collect a request an earlier run left queued, or hold it as unknown until the user says otherwise.
+
+The ledger decides first: a payload that succeeded before, in any recipe and any output folder, is
+reused while its files are intact (``--force`` pays again); otherwise its newest record decides: a
+request with an id is collected, whatever the flags; one sent with no answer is unknown unless
+``--retry-unknown``. Where the ledger has no record at all (another ``RENDER_HOME``), the output
+folder's manifest decides the same way. The dry run, the budget check and the runner all ask here,
+so what the dry run counts is what the run does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.client import Submitted
+from engine.ledger import SKIPPED, SUBMITTED, SUCCEEDED, UNKNOWN, JobRecord, Ledger
+from engine.localimage import LocalImage
+from engine.outputs import OutputStore
+from engine.plan import Job, Plan
+
+__all__ = ["Decision", "Outlook", "Triage", "payload_sha256"]
+
+Action = Literal["send", "reuse", "collect", "unknown"]
+# How many earlier successes of one payload are checked for intact files before giving up.
+_CANDIDATES = 5
+
+
+def payload_sha256(job: Job, digests: dict[Path, str] | None = None) -> str:
+    """The payload's identity: a local image counts by its bytes, not its path."""
+    cache = digests if digests is not None else {}
+
+    def canonical(value: Any) -> Any:
+        if isinstance(value, LocalImage):
+            if value.path not in cache:
+                cache[value.path] = _sha256_of(value.path) or "missing"
+            return {"file-sha256": cache[value.path]}
+        return value
+
+    text = json.dumps(
+        {k: canonical(v) for k, v in job.payload.items()}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _sha256_of(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one job, and the earlier record that says so."""
+
+    action: Action
+    run_id: str | None = None
+    # reuse: the files to copy (absolute); collect: the queued request.
+    sources: tuple[Path, ...] = ()
+    request: Submitted | None = None
+
+
+SEND = Decision("send")
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """A plan's jobs by what they need, and what the ones to send will cost."""
+
+    decisions: Mapping[str, Decision]
+    send: int
+    reuse: int
+    collect: int
+    unknown: int
+    cost_usd: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "to_send": self.send,
+            "already_rendered": self.reuse,
+            "to_collect": self.collect,
+            "unknown": self.unknown,
+        }
+
+
+@dataclass
+class Triage:
+    """Decides jobs for one plan, backend and output folder (``backend`` is the ledger's label)."""
+
+    ledger: Ledger | None
+    backend: str
+    store: OutputStore
+    force: bool = False
+    retry_unknown: bool = False
+    model: str = ""
+    digests: dict[Path, str] = field(default_factory=dict)
+    _hashes: dict[tuple[str, int, int], str | None] = field(default_factory=dict)
+    _manifest: dict[str, list[dict[str, Any]]] | None = None
+
+    def decide(self, job: Job, digest: str | None = None) -> Decision:
+        digest = digest or payload_sha256(job, self.digests)
+        records = (
+            self.ledger.records(backend=self.backend, model=self.model, payload_sha256=digest)
+            if self.ledger is not None
+            else []
+        )
+        if records:
+            return self._from_ledger(records)
+        return self._from_manifest(job.id, digest)
+
+    def outlook(self, plan: Plan) -> Outlook:
+        """Every job's decision; the cost counts each payload to send once (twins share a request)."""
+        decisions: dict[str, Decision] = {}
+        sent: set[str] = set()
+        cost: float | None = 0.0
+        for job in plan.jobs:
+            digest = payload_sha256(job, self.digests)
+            decision = self.decide(job, digest)
+            decisions[job.id] = decision
+            if decision.action == "send" and digest not in sent:
+                sent.add(digest)
+                cost = None if cost is None or job.cost_usd is None else cost + job.cost_usd
+        counts = dict.fromkeys(("send", "reuse", "collect", "unknown"), 0)
+        for decision in decisions.values():
+            counts[decision.action] += 1
+        return Outlook(
+            decisions=decisions,
+            send=counts["send"],
+            reuse=counts["reuse"],
+            collect=counts["collect"],
+            unknown=counts["unknown"],
+            cost_usd=None if cost is None else round(cost, 6),
+        )
+
+    def _from_ledger(self, records: Sequence[JobRecord]) -> Decision:
+        if not self.force:
+            done = [r for r in records if r.status in {SUCCEEDED, SKIPPED}][:_CANDIDATES]
+            for record in done:
+                root = Path(record.out_dir)
+                if self._intact(root, record.output_paths, record.output_sha256):
+                    sources = tuple(root / path for path in record.output_paths)
+                    return Decision("reuse", record.run_id, sources=sources)
+        newest = records[0]
+        if newest.status == SUBMITTED and newest.pollable:
+            assert newest.request_id and newest.poll_url and newest.result_url  # noqa: PT018 - pollable
+            request = Submitted(newest.request_id, newest.poll_url, newest.result_url)
+            return Decision("collect", newest.run_id, request=request)
+        if newest.status in {"sending", UNKNOWN, SUBMITTED} and not self.retry_unknown:
+            return Decision("unknown", newest.run_id)
+        return SEND
+
+    def _from_manifest(self, job_id: str, digest: str) -> Decision:
+        """No ledger row: the output folder's own record of this job, if it is of this payload."""
+        if self._manifest is None:
+            self._manifest = self.store.history()
+        entries = [
+            entry
+            for entry in self._manifest.get(job_id, ())
+            if entry.get("payload_sha256") == digest and entry.get("backend") == self.backend
+        ]
+        if not entries:
+            return SEND
+        if not self.force:
+            for entry in entries:
+                if entry.get("status") in {SUCCEEDED, SKIPPED}:
+                    paths = tuple(str(p) for p in entry.get("outputs") or ())
+                    hashes = tuple(str(h) for h in entry.get("sha256") or ())
+                    if self._intact(self.store.root, paths, hashes):
+                        sources = tuple(self.store.root / path for path in paths)
+                        return Decision("reuse", str(entry.get("run")), sources=sources)
+                    break
+        newest = entries[0]
+        request = newest.get("request") or {}
+        if newest.get("status") == SUBMITTED and all(
+            request.get(k) for k in ("id", "status_url", "result_url")
+        ):
+            queued = Submitted(
+                str(request["id"]), str(request["status_url"]), str(request["result_url"])
+            )
+            return Decision("collect", str(newest.get("run")), request=queued)
+        if newest.get("status") in {"sending", SUBMITTED, UNKNOWN} and not self.retry_unknown:
+            return Decision("unknown", str(newest.get("run")))
+        return SEND
+
+    def _intact(self, root: Path, paths: Sequence[str], hashes: Sequence[str]) -> bool:
+        if not paths or len(paths) != len(hashes):
+            return False
+        return all(self._hash(root / p) == h for p, h in zip(paths, hashes, strict=True))
+
+    def _hash(self, path: Path) -> str | None:
+        """A file's sha256, computed once per process for a file that has not changed since."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in self._hashes:
+            self._hashes[key] = _sha256_of(path)
+        return self._hashes[key]
