@@ -582,6 +582,8 @@ class _LiveProgress:
                 def render(self, task: Any) -> Any:
                     from rich.text import Text
 
+                    del task  # the same for every task: the run's
+
                     return Text(model.eta_text())
 
             self._bar = Progress(

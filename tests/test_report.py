@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from engine.cli import cli
 from engine.errors import InputError
@@ -175,8 +176,6 @@ def test_after_a_limited_run_the_sheet_shows_every_current_output(rendered: Path
 
 def test_an_image_too_large_to_decode_gets_no_thumbnail(rendered: Path) -> None:
     """Issue 10: a 20000×20000 PNG (a few KB) crashed the report with DecompressionBombError."""
-    from PIL import Image
-
     (output,) = list((rendered / "lamp").glob("loft-2-1x1.*"))
     Image.new("1", (20000, 20000)).save(output.with_suffix(".png"), optimize=True)
     assert output.with_suffix(".png").stat().st_size < 100_000
