@@ -19,10 +19,11 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.simulator.compositor import Rendered, render_preview
 from engine.simulator.config import SimulatorConfig
@@ -359,6 +360,80 @@ class _ConnectionDropped(Exception):
     """Raised inside the app to make the server close the connection mid-response."""
 
 
+class _BodyLimit:
+    """Answers 413 to a request whose body is over ``max_bytes``, holding no more than that of it.
+
+    Pure ASGI, so the same check holds on a socket and in process. A declared Content-Length is
+    refused before the app runs; a streamed (chunked) body is counted as the app reads it.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            # A client waiting for a 100 Continue (which uvicorn sends only once the app reads) will
+            # not send the body: closing keeps the connection's framing unambiguous.
+            waiting = any(name == b"expect" for name, _ in scope["headers"])
+            await self._refuse(scope, receive, send, close=waiting)
+            return
+        received = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except _TooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send, close=False)
+        except ClientDisconnect:
+            pass  # gone mid-body (or closed by the server's idle timeout): no one to answer
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, *, close: bool) -> None:
+        # Unless told to close, the server keeps the connection and reads and drops what is left of
+        # the body (uvicorn discards a body once its response is complete), so a client still sending
+        # gets its 413 rather than a reset; the idle timeout ends one that stops sending.
+        response = JSONResponse(
+            {"error": f"Request body too large: the limit is {self.max_bytes} bytes"},
+            413,
+            headers={"connection": "close"} if close else None,
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    """Raised from ``receive`` inside the app once a streamed body passes the limit."""
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server refuses a malformed length before the app sees it
+    return None
+
+
 def create_app(config: SimulatorConfig) -> Starlette:
     """The simulator as an ASGI app; ``app.state.simulator`` holds its state."""
     sim = Simulator(config)
@@ -379,6 +454,8 @@ def create_app(config: SimulatorConfig) -> Starlette:
         Route("/_simulator/charges", sim.charges, methods=["GET"]),
         Route("/{path:path}", sim.not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(
+        routes=routes, middleware=[Middleware(_BodyLimit, max_bytes=config.max_body_bytes)]
+    )
     app.state.simulator = sim
     return app

@@ -98,6 +98,9 @@ class SimulatorConfig(BaseModel):
     retention_s: float = Field(default=3600.0, gt=0)
     # "preview" composes real previews; "tiny" answers a few-byte image, for load tests.
     images: Literal["preview", "tiny"] = "preview"
+    # A larger body is answered 413 unread. The largest real one, furniture-staging's, carries up to
+    # four images inline as base64 (4/3 of their size): four 6 MB photos make 32 MB.
+    max_body_bytes: int = Field(default=32 * 2**20, gt=0)
 
     def latency_for(self, spec: Spec) -> float:
         if self.latency_s is not None:
