@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -28,11 +29,13 @@ from vcr.request import Request as VcrRequest
 from vcr.serialize import deserialize, serialize
 
 from engine.files import atomic_write
+from engine.formatting import count
 
 __all__ = [
     "PREVIEW_HOST",
     "RECORD_MODES",
     "CassetteMiss",
+    "Recording",
     "blob_dir",
     "payload_diff",
     "recorded_against_preview",
@@ -77,9 +80,47 @@ def recorded_against_preview(path: Path) -> bool:
     return bool(uris) and all(urlsplit(uri).hostname == PREVIEW_HOST for uri in uris)
 
 
+@dataclass
+class Recording:
+    """What one run did to its cassette: how many interactions it found, recorded and wrote."""
+
+    path: Path
+    loaded: int = 0
+    appended: int = 0
+    written: int | None = None
+    new_blobs: int = 0
+
+    @property
+    def recorded(self) -> int:
+        """Interactions this run recorded (the loaded ones are appended too, as they load)."""
+        return max(0, self.appended - self.loaded)
+
+    def summary(self) -> str | None:
+        """What was written, in words; None when the cassette was not written."""
+        if self.written is None:
+            return None
+        blobs = (
+            f", {count(self.new_blobs, 'new blob')} in {blob_dir(self.path)}/"
+            if self.new_blobs
+            else ""
+        )
+        return (
+            f"wrote {self.path}: {self.written} interactions, {self.recorded} of them recorded "
+            f"by this run{blobs}"
+        )
+
+
+# The recording in progress: vcrpy's hooks and persister are functions and classes of ours it
+# calls with no context; one cassette is in use at a time.
+_current: Recording | None = None
+
+
 def use_cassette(path: Path, record: RecordMode, *, drop_unused: bool = False) -> Any:
-    """The vcrpy context manager for one run; ``drop_unused`` forgets recordings this run did not
-    play (a re-recording after a template change leaves no stale interactions behind)."""
+    """The vcrpy context manager for one run (it yields vcrpy's cassette; ``recording()`` says
+    what the run did to it); ``drop_unused`` forgets recordings this run did not play (a
+    re-recording after a template change leaves no stale interactions behind)."""
+    global _current  # noqa: PLW0603 - see above
+    _current = Recording(path)
     recorder = vcr.VCR(
         record_mode=_VCR_MODES[record],
         match_on=("render",),
@@ -181,7 +222,19 @@ def _bare_request(request: VcrRequest) -> VcrRequest:
     return request
 
 
+def recording() -> Recording | None:
+    """What the last cassette run found, recorded and wrote."""
+    return _current
+
+
 def _scrub_and_skip_unfinished(response: dict[str, Any]) -> dict[str, Any] | None:
+    kept = _scrub_and_skip(response)
+    if kept is not None and _current is not None:
+        _current.appended += 1
+    return kept
+
+
+def _scrub_and_skip(response: dict[str, Any]) -> dict[str, Any] | None:
     headers = response.get("headers", {})
     for name in list(headers):
         if name.lower() not in _KEPT_HEADERS or name.lower() in _SECRET_HEADERS:
@@ -209,6 +262,8 @@ class _BlobPersister:
         if not path.is_file() or not path.read_text(encoding="utf-8").strip():
             raise CassetteNotFoundError()
         requests, responses = deserialize(path.read_text(encoding="utf-8"), serializer)
+        if _current is not None:
+            _current.loaded = len(requests)
         blobs = blob_dir(path)
         for request in requests:
             request.body = _inline(request.body, blobs)
@@ -228,6 +283,8 @@ class _BlobPersister:
             body = response.get("body", {})
             body["string"] = _out_of_line(body.get("string"), blobs)
         atomic_write(path, serialize(cassette_dict, serializer))
+        if _current is not None:
+            _current.written = len(cassette_dict["requests"])
 
 
 _BLOB_PREFIX = "blob:sha256:"
@@ -262,6 +319,8 @@ def _store(raw: bytes, blobs: Path) -> str:
     target = blobs / digest
     if not target.exists():
         atomic_write(target, raw)
+        if _current is not None:
+            _current.new_blobs += 1
     return digest
 
 

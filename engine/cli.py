@@ -653,6 +653,20 @@ class _LiveProgress:
 )
 @click.option("--key", help="Accept only this API key (default: any non-empty key).")
 @click.option(
+    "--max-body",
+    type=click.IntRange(min=1),
+    default=32 * 2**20,
+    show_default=True,
+    help="Largest request body in bytes; a larger one is answered 413.",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a connection may wait on its client (before, between or inside requests).",
+)
+@click.option(
     "--images",
     type=click.Choice(["preview", "tiny"]),
     default="preview",
@@ -670,6 +684,8 @@ def simulate(
     seed: int,
     balance: float,
     key: str | None,
+    max_body: int,
+    idle_timeout: float,
     images: str,
 ) -> None:
     """Serve a local Segmind (all five endpoints) for previews, load and fault tests."""
@@ -684,12 +700,13 @@ def simulate(
         balance_usd=balance,
         key=key,
         images="tiny" if images == "tiny" else "preview",
+        max_body_bytes=max_body,
     )
     click.echo(
         f"simulating Segmind on http://{host}:{port} (set SEGMIND_BASE_URL to use it); Ctrl-C stops",
         err=True,
     )
-    serve(create_app(config), host=host, port=port)
+    serve(create_app(config), host=host, port=port, idle_timeout_s=idle_timeout)
 
 
 @cli.command()

@@ -19,10 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from engine.localimage import LocalImage
+from engine.errors import ImageError
+from engine.localimage import LocalImage, read_image
 from engine.specs import Spec
 
 __all__ = [
@@ -137,6 +139,8 @@ class SegmindClient:
     # changed. Empty when there is no cassette (``except ()`` catches nothing).
     cassette_misses: tuple[type[BaseException], ...] = ()
     explain_miss: Any = None
+    # What to do about a miss, for the person who reads it (the CLI and pytest differ).
+    miss_advice: str = "re-record with --record new to add it, or --record all to start over"
     _pool: list[httpx.AsyncClient] = field(init=False)
     # Local images as base64, read once per client (one run) however many jobs send them: not
     # longer, since a file may change between two runs of one process.
@@ -185,9 +189,11 @@ class SegmindClient:
             param = spec.params.get(name)
             if isinstance(value, LocalImage):
                 if value.path not in self._encodings:
-                    self._encodings[value.path] = base64.b64encode(value.path.read_bytes()).decode(
-                        "ascii"
-                    )
+                    try:
+                        data = read_image(value)
+                    except ImageError as exc:
+                        raise JobFailed(str(exc)) from exc
+                    self._encodings[value.path] = base64.b64encode(data).decode("ascii")
                 resolved[name] = self._encodings[value.path]
             elif (
                 param is not None
@@ -212,10 +218,10 @@ class SegmindClient:
         except self.cassette_misses as exc:
             raise self._missed(exc) from exc
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise Retryable(f"could not connect: {_describe(exc)}") from exc
+            raise Retryable(f"could not connect: {self._describe(exc)}") from exc
         except httpx.TransportError as exc:
             raise Ambiguous(
-                f"sent, but no answer came back ({_describe(exc)}); it may have been billed"
+                f"sent, but no answer came back ({self._describe(exc)}); it may have been billed"
             ) from exc
         meta = _check(response)
         if spec.protocol == "sync":
@@ -282,18 +288,28 @@ class SegmindClient:
         except self.cassette_misses as exc:
             raise self._missed(exc) from exc
         except httpx.TransportError as exc:
-            raise Retryable(f"could not download {url}: {_describe(exc)}") from exc
+            raise Retryable(f"could not download {url}: {self._describe(exc)}") from exc
         _check(response)
         return Output(response.content, _extension(response, url))
 
+    def _trusted(self, url: str) -> bool:
+        """Whether ``url`` is on the configured Segmind host: the only one the key is sent to."""
+        target = urlsplit(url)
+        if not target.scheme and not target.netloc:
+            return True  # relative to the base URL
+        base = urlsplit(self.base_url)
+        return (target.scheme, target.netloc) == (base.scheme, base.netloc)
+
     async def _get(self, spec: Spec, url: str) -> tuple[httpx.Response, _Meta]:
+        # An answer may name any URL: the key goes only to Segmind's own host, never elsewhere.
+        headers = self._auth(spec) if self._trusted(url) else {}
         try:
-            response = await self._http.get(url, headers=self._auth(spec))
+            response = await self._http.get(url, headers=headers)
         except self.cassette_misses as exc:
             raise self._missed(exc) from exc
         except httpx.TransportError as exc:
             # A GET changes nothing: asking again is always safe.
-            raise Retryable(f"could not poll: {_describe(exc)}") from exc
+            raise Retryable(f"could not poll: {self._describe(exc)}") from exc
         if response.status_code == 422:
             data = _json(response)
             raise JobFailed(str(data.get("error") or "the job FAILED"), status=422)
@@ -303,13 +319,20 @@ class SegmindClient:
             )
         return response, _check(response)
 
+    def _describe(self, exc: Exception) -> str:
+        """An error in words, with the key cut out of it (some transport errors quote headers)."""
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if self.api_key:
+            text = text.replace(self.api_key, "[the API key]")
+            text = text.replace(repr(self.api_key.encode())[2:-1], "[the API key]")
+        return text
+
     def _missed(self, miss: BaseException) -> JobFailed:
         """A replay asked for something the cassette never recorded: fail the job, never send it."""
         changed = self.explain_miss(miss) if self.explain_miss else ""
         detail = f"; what changed since it was recorded:\n{changed}" if changed else ""
         return JobFailed(
-            "the cassette has no recording of this request (re-record with --record new to add it, "
-            f"or --record all to start over){detail}"
+            f"the cassette has no recording of this request ({self.miss_advice}){detail}"
         )
 
     async def _outputs_of(self, response: httpx.Response) -> list[Output]:
@@ -439,7 +462,3 @@ def _sniff(data: bytes) -> str:
     if data[8:12] == b"WEBP":
         return ".webp"
     return ".bin"
-
-
-def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -13,6 +13,7 @@ from pathlib import Path
 __all__ = [
     "BudgetError",
     "CredentialError",
+    "ImageError",
     "InputError",
     "Location",
     "OutputError",
@@ -77,6 +78,10 @@ class RecipeError(InputError):
 
 class OutputError(InputError):
     """The output folder cannot be written as asked (a link out of it, a name it cannot hold)."""
+
+
+class ImageError(InputError):
+    """A local image cannot be sent: gone, not a picture, or outside the recipe's folder tree."""
 
 
 class CredentialError(InputError):

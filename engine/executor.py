@@ -73,10 +73,12 @@ def execute(
     cassette: Path | None = None,
     record: str = "once",
     drop_unused: bool = False,
+    miss_advice: str | None = None,
 ) -> RunSummary:
     """Run ``plan``; Ctrl-C cancels it cleanly (what finished is recorded) and re-raises.
 
-    With a ``cassette`` the run's HTTP is recorded there, or (``record="none"``) replayed from it.
+    With a ``cassette`` the run's HTTP is recorded there, or (``record="none"``) replayed from it;
+    ``miss_advice`` says what to do about a request it has no recording of.
     """
     ledger = Ledger(ledger_path(home))
     charge = backend.charges and not options.replay
@@ -93,6 +95,8 @@ def execute(
 
             client.cassette_misses = (CassetteMiss,)
             client.explain_miss = payload_diff
+            if miss_advice is not None:
+                client.miss_advice = miss_advice
         try:
             runner = Runner(
                 plan,
@@ -112,9 +116,11 @@ def execute(
     try:
         if cassette is None:
             return asyncio.run(main())
-        from engine.cassettes import use_cassette  # noqa: PLC0415 - vcrpy only when used
+        from engine.cassettes import recording, use_cassette  # noqa: PLC0415 - vcrpy only when used
 
         with use_cassette(cassette, record, drop_unused=drop_unused):  # type: ignore[arg-type]
-            return asyncio.run(main())
+            summary = asyncio.run(main())
+        done = recording()
+        return summary.model_copy(update={"cassette": done.summary() if done else None})
     finally:
         ledger.close()

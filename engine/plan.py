@@ -16,8 +16,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from engine.errors import RecipeError, SpecError
-from engine.localimage import LocalImage
+from engine.formatting import money
+from engine.localimage import LocalImage, image_problem
 from engine.matrix import Combination, expand, matches, value_id
+from engine.paths import path_problem, shown
 from engine.recipe import RecipeFile
 from engine.specs import Spec, load_spec
 from engine.suggest import did_you_mean
@@ -194,9 +196,18 @@ def build_plan(
 
 def _spec(file: RecipeFile) -> Spec:
     try:
-        return load_spec(file.recipe.model)
+        spec = load_spec(file.recipe.model)
     except SpecError as exc:
         raise RecipeError(f"{file.where('model')}: model: {exc}") from exc
+    if spec.price_usd is not None and file.recipe.price_usd is not None:
+        # A recipe must not set what a run is charged below what Segmind charges: the budget
+        # checks and the $5 question would be wrong by the difference.
+        raise RecipeError(
+            f"{file.where('price_usd')}: price_usd: {spec.id} has its price in its spec "
+            f"({money(spec.price_usd)} a call); `price_usd` is only for a model whose spec has no "
+            "price: remove it"
+        )
+    return spec
 
 
 def _too_many(file: RecipeFile, count: int | str) -> str:
@@ -262,7 +273,11 @@ class _Planner:
         self.spec = spec
         self.errors: list[PlanError] = []
         self.base = file.path.parent
-        self._images: dict[str, LocalImage | None] = {}
+        # Local images come from the recipe's own folder tree, or a folder it names.
+        self.image_roots = [self.base.resolve()]
+        if file.recipe.image_root is not None:
+            self.image_roots.append((self.base / file.recipe.image_root).expanduser().resolve())
+        self._images: dict[str, LocalImage | str] = {}
         recipe = file.recipe
         self.unknown = {name for name in recipe.params if name not in spec.params}
         for name in self.unknown:
@@ -345,15 +360,30 @@ class _Planner:
     def _local_image(self, job: str, name: str, value: str) -> LocalImage | None:
         # Thousands of jobs share a handful of images: each is looked up on disk once.
         if value not in self._images:
-            path = Path(value).expanduser()
-            path = path if path.is_absolute() else self.base / path
-            self._images[value] = LocalImage(path) if path.is_file() else None
+            self._images[value] = self._find_image(value)
         image = self._images[value]
-        if image is None:
-            path = Path(value).expanduser()
-            looked = path if path.is_absolute() else self.base / path
-            self._error(job, name, f"no such image file '{value}' (looked for {looked})")
+        if isinstance(image, str):
+            self._error(job, name, image)
+            return None
         return image
+
+    def _find_image(self, value: str) -> LocalImage | str:
+        """The image file ``value`` names, or why it cannot be sent."""
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else self.base / path
+        resolved = path.resolve()
+        if not any(resolved.is_relative_to(root) for root in self.image_roots):
+            roots = " or ".join(str(root) for root in self.image_roots)
+            return (
+                f"'{value}' is outside the recipe's folder ({roots}): a recipe sends images only "
+                "from its own folder tree; move the image there, or name its folder in `image_root`"
+            )
+        if not resolved.is_file():
+            return f"no such image file '{value}' (looked for {path})"
+        problem = image_problem(resolved)
+        if problem is not None:
+            return f"'{value}' {problem}; only image files are sent"
+        return LocalImage(path)
 
     def _seed(self, job_id: str) -> int:
         digest = hashlib.sha256(f"{self.file.name}\0{job_id}".encode()).digest()
@@ -383,7 +413,17 @@ class _Planner:
                 "output",
             )
             return None
-        return path + self._extension(payload)
+        path += self._extension(payload)
+        problem = path_problem(path)
+        if problem is not None:
+            self._error(
+                job_id,
+                None,
+                f"output: the template gives '{shown(path)}', which cannot be written: {problem}",
+                "output",
+            )
+            return None
+        return path
 
     def _extension(self, payload: Mapping[str, Any]) -> str:
         param = self.spec.params.get("image_format")
@@ -402,14 +442,37 @@ class _Planner:
         return round(self.price * count, 6)
 
     def check_outputs(self, jobs: Sequence[Job]) -> None:
+        """No two jobs write one file, and no job writes under another's file (``a.jpg/b.jpg``)."""
         owners: dict[str, str] = {}
         for job in jobs:
-            first = owners.setdefault(job.output, job.id)
-            if first != job.id:
-                self._error(
-                    job.id,
-                    None,
-                    f"output: jobs {first} and {job.id} both write '{job.output}'; make the output "
-                    "template tell them apart (for example with {{ job_id }})",
-                    "output",
-                )
+            for path in self._files_of(job):
+                first = owners.setdefault(path, job.id)
+                if first != job.id:
+                    self._error(
+                        job.id,
+                        None,
+                        f"output: jobs {first} and {job.id} both write '{path}'; make the output "
+                        "template tell them apart (for example with {{ job_id }})",
+                        "output",
+                    )
+                    break
+        for job in jobs:
+            parts = job.output.split("/")
+            for depth in range(1, len(parts)):
+                folder = "/".join(parts[:depth])
+                if folder in owners:
+                    self._error(
+                        job.id,
+                        None,
+                        f"output: '{job.output}' needs a folder '{folder}', which is the output "
+                        f"of job {owners[folder]}; a path cannot be both a file and a folder",
+                        "output",
+                    )
+                    break
+
+    def _files_of(self, job: Job) -> list[str]:
+        """The files a job writes: its output, and ``-2``, ``-3``… for more samples."""
+        samples = job.payload.get("samples", self.samples_default)
+        count = samples if isinstance(samples, int) and not isinstance(samples, bool) else 1
+        stem, dot, extension = job.output.rpartition(".")
+        return [job.output] + [f"{stem}-{n}{dot}{extension}" for n in range(2, max(count, 1) + 1)]

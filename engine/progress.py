@@ -111,6 +111,8 @@ class ProgressModel:
 
         lines = [f"{self.plan.recipe}: {counts}; {spent}; {seconds_text(summary.seconds)}"]
         lines.append(f"  outputs  {summary.out_dir}/ (manifest.jsonl; run {summary.run_id})")
+        if summary.cassette:
+            lines.append(f"  cassette {summary.cassette}")
         if summary.aborted:
             lines.append(f"  stopped  {summary.aborted}: nothing more was sent")
         if summary.budget_reached:

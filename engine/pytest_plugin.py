@@ -51,6 +51,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_WRITTEN = pytest.StashKey[list[str]]()
+
+
+def _wrote(config: pytest.Config, what: str) -> None:
+    config.stash.setdefault(_WRITTEN, []).append(what)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """With --render-update: every snapshot and cassette written, so the user knows what to review."""
+    if not config.getoption("render_update"):
+        return
+    written = config.stash.get(_WRITTEN, [])
+    terminalreporter.section("render --render-update")
+    if not written:
+        terminalreporter.write_line("nothing to write: every snapshot and cassette is up to date")
+    for line in written:
+        terminalreporter.write_line(line)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "render: a test generated from a render recipe")
     config.addinivalue_line("markers", "render_replay: a recipe test that replays its cassette")
@@ -143,6 +162,7 @@ class RecipeItem(pytest.Item):
             return
         if self.config.getoption("render_update"):
             atomic_write(target, text)
+            _wrote(self.config, f"{'wrote' if stored is None else 'updated'} snapshot {target}")
             return
         if stored is None:
             raise RecipeProblem(
@@ -167,7 +187,14 @@ class RecipeItem(pytest.Item):
         plan = self._plan()
         # A cassette of the bundled simulator is free to bring up to date; one of Segmind costs money
         # to record, so only the user re-records it (render RECIPE --cassette ... --record new).
-        rerecord = self.config.getoption("render_update") and recorded_against_preview(cassette)
+        free = recorded_against_preview(cassette)
+        rerecord = self.config.getoption("render_update") and free
+        advice = (
+            "run pytest --render-update to record it again, free"
+            if free
+            else f"this cassette was recorded against Segmind: re-record it with `render {self.path} "
+            f"--cassette {cassette} --record new` (it costs money)"
+        )
         with tempfile.TemporaryDirectory(prefix="render-replay-") as scratch:
             summary = execute(
                 plan,
@@ -179,7 +206,10 @@ class RecipeItem(pytest.Item):
                 cassette=cassette,
                 record="new" if rerecord else "none",
                 drop_unused=bool(rerecord),
+                miss_advice=advice,
             )
+        if summary.cassette:
+            _wrote(self.config, f"re-recorded cassette {summary.cassette.removeprefix('wrote ')}")
         failed: dict[str, list[str]] = defaultdict(list)
         for result in summary.results:
             if result.status != "succeeded":
@@ -188,11 +218,8 @@ class RecipeItem(pytest.Item):
             count = sum(len(jobs) for jobs in failed.values())
             lines = [f"{count} of {len(summary.results)} jobs do not replay from {cassette}:"]
             lines += [f"{_count_jobs(jobs)}: {error}" for error, jobs in failed.items()]
-            if not recorded_against_preview(cassette):
-                lines.append(
-                    "this cassette was recorded against Segmind, so --render-update leaves it alone: "
-                    f"re-record it with `render {self.path} --cassette {cassette} --record new` (it costs money)"
-                )
+            if not free:
+                lines.append("--render-update leaves a cassette recorded against Segmind alone")
             raise RecipeProblem("\n".join(lines))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:

@@ -12,12 +12,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.errors import RecipeError, YamlError
 from engine.matrix import matches
+from engine.paths import component_problem, shown
 from engine.suggest import did_you_mean
 from engine.yamlfile import LocatedYaml, load_yaml
 
-__all__ = ["DEFAULT_MAX_JOBS", "RESERVED_NAMES", "Recipe", "RecipeFile", "load_recipe"]
+__all__ = [
+    "DEFAULT_MAX_JOBS",
+    "MAX_JOBS_CEILING",
+    "RESERVED_NAMES",
+    "Recipe",
+    "RecipeFile",
+    "load_recipe",
+]
 
 DEFAULT_MAX_JOBS = 10_000
+# The most `max_jobs` may allow: a plan this size takes seconds and a few hundred MB to make.
+MAX_JOBS_CEILING = 100_000
 # Names templates see besides the recipe's own vars and axes.
 RESERVED_NAMES = frozenset(
     {"job_id", "recipe", "loop", "range", "dict", "lipsum", "cycler", "joiner", "namespace"}
@@ -36,7 +46,10 @@ class Recipe(BaseModel):
     )
     model: str = Field(description="A spec id (`render specs list`).")
     budget_usd: float | None = Field(
-        default=None, gt=0, description="Hard cap on one run's spend, in dollars."
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Hard cap on one run's spend, in dollars.",
     )
     vars: dict[str, Any] = Field(
         default_factory=dict, description="Constants the templates can use."
@@ -59,10 +72,21 @@ class Recipe(BaseModel):
         description="Output path template inside the output folder, without extension; default: the job id.",
     )
     price_usd: float | None = Field(
-        default=None, ge=0, description="Price per call, for a model whose spec has none."
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Price per call, for a model whose spec has none (a priced spec's price stands).",
     )
     max_jobs: int = Field(
-        default=DEFAULT_MAX_JOBS, gt=0, description="Refuse to plan more jobs than this."
+        default=DEFAULT_MAX_JOBS,
+        gt=0,
+        le=MAX_JOBS_CEILING,
+        description=f"Refuse to plan more jobs than this (at most {MAX_JOBS_CEILING:,}).",
+    )
+    image_root: str | None = Field(
+        default=None,
+        description="A folder (relative to the recipe) local images may also come from; by default "
+        "only the recipe's own folder tree.",
     )
 
     @field_validator("matrix")
@@ -123,6 +147,7 @@ _EXPECTED = {
     "dict_type": "a mapping",
     "list_type": "a list",
     "model_type": "a mapping",
+    "finite_number": "a finite number",
 }
 
 
@@ -160,10 +185,13 @@ def _first_error(exc: ValidationError, doc: LocatedYaml) -> str:
     if loc[:1] == ("matrix",) and len(loc) == 2 and kind == "list_type":
         return f"{where}: {field}: an axis must be a list of values, got {_kind(value)}"
     bound = error.get("ctx", {})
-    if kind in {"greater_than", "greater_than_equal"}:
-        word = "greater than" if kind == "greater_than" else "at least"
-        limit = bound.get("gt", bound.get("ge"))
-        shown = int(limit) if isinstance(limit, float) and limit.is_integer() else limit
+    if kind in {"greater_than", "greater_than_equal", "less_than_equal"}:
+        word = {"greater_than": "greater than", "greater_than_equal": "at least"}.get(
+            kind, "at most"
+        )
+        limit = bound.get("gt", bound.get("ge", bound.get("le")))
+        limit = int(limit) if isinstance(limit, float) and limit.is_integer() else limit
+        shown = f"{limit:,}" if isinstance(limit, int) else limit
         return f"{where}: {field}: expected a number {word} {shown}, got {_kind(value)}"
     if kind in _EXPECTED:
         return f"{where}: {field}: expected {_EXPECTED[kind]}, got {_kind(value)}"
@@ -201,7 +229,23 @@ def _kind(value: object) -> str:
     return f"{shown} ({_KIND_WORDS.get(type(value), type(value).__name__)})"
 
 
+def _check_name(file: RecipeFile) -> None:
+    """The name becomes the output folder (renders/<name>/): one plain folder name, nothing else."""
+    problem = component_problem(file.name)
+    if problem is None:
+        return
+    where = file.where("name") if file.recipe.name is not None else str(file.path)
+    source = (
+        "name" if file.recipe.name is not None else "the file's name (the recipe's default name)"
+    )
+    raise RecipeError(
+        f"{where}: {source}: '{shown(file.name)}' {problem}; the name becomes the output folder "
+        "renders/<name>/, so it must be one plain folder name (letters, digits, '-', '_')"
+    )
+
+
 def _check_names(file: RecipeFile) -> None:
+    _check_name(file)
     recipe = file.recipe
     for name in recipe.vars:
         if not _IDENTIFIER.match(name):

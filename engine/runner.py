@@ -84,6 +84,8 @@ class RunSummary(BaseModel):
     budget_reached: bool
     interrupted: bool
     seconds: float
+    # What the run wrote to its cassette, in words (None: no cassette, or nothing written).
+    cassette: str | None = None
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -366,7 +368,7 @@ class Runner:
             # Images are read now, before anything says "sending": one that vanished or changed
             # since the plan fails this job alone, and nothing is sent or counted.
             body = await self.client.body(self.spec, job.payload)
-        except JobFailed as problem:
+        except ApiProblem as problem:
             hold.release()
             self._record(job, digest, FAILED, 0.0, error=problem.message)
             return self._ended(

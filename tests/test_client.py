@@ -186,5 +186,6 @@ def test_an_image_changed_between_two_runs_is_sent_as_it_is_now(tmp_path: Path) 
         return base64.b64decode(json.loads(body)["image"])
 
     assert with_client(sent) == SOFA.read_bytes()
-    image.write_bytes(b"\x89PNG a different picture")
-    assert with_client(sent) == b"\x89PNG a different picture"  # a new run reads the file again
+    lamp = (SOFA.parent / "lamp.png").read_bytes()
+    image.write_bytes(lamp)
+    assert with_client(sent) == lamp  # a new run reads the file again

@@ -76,14 +76,26 @@ def test_ctrl_c_exits_130_and_the_next_run_finishes_without_paying_twice(tmp_pat
         _, err = process.communicate(timeout=20)
         assert process.returncode == 130
         assert "interrupted: what finished is recorded" in err
+        # Issue 10: the hint is the exact command to run (never with --force, which pays again).
+        assert err.endswith(
+            "requests already sent are collected, not paid again, by running:\n"
+            "  render r.yaml --backend segmind --out out\n"
+        ), err
         assert "Traceback" not in err
         ledger = sqlite3.connect(tmp_path / "home" / "ledger.sqlite")
         assert ledger.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
         assert {row[0] for row in ledger.execute("SELECT status FROM jobs")} == {"submitted"}
         ledger.close()
         time.sleep(1.6)  # the queued jobs finish at Segmind, and are billed, though nobody polls
+        # Issue 10: even with --force, a job with a request id is collected, never sent again.
         done = subprocess.run(
-            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+            [*command, "--force"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert done.returncode == 0, done.stderr
         assert len(charges) == 8  # collected by polling, not sent again

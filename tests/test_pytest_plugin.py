@@ -159,12 +159,25 @@ def test_a_cassette_is_replayed_and_a_changed_job_is_reported(
     recipe.write_text(recipe.read_text().replace("soft light", "golden light"))
     result = project.runpytest("recipes", "-k", "replays")
     result.assert_outcomes(failed=1, deselected=3)
+    # Inside pytest the advice is pytest's own (the cassette is of the bundled simulator: free).
     result.stdout.fnmatch_lines(
-        ["4 of 4 jobs do not replay from *shop.yaml:", "4 jobs (*): the cassette has no recording*"]
+        [
+            "4 of 4 jobs do not replay from *shop.yaml:",
+            "4 jobs (*): the cassette has no recording of this request (run pytest "
+            "--render-update to record it again, free); what changed since it was recorded:",
+        ]
     )
-    # The cassette is of the bundled simulator: an update records the changed jobs again, for free,
-    # and forgets the stale recordings.
-    project.runpytest("recipes", "--render-update").assert_outcomes(passed=4)
+    # An update records the changed jobs again, for free, forgets the stale recordings, and lists
+    # what it wrote.
+    updated = project.runpytest("recipes", "--render-update")
+    updated.assert_outcomes(passed=4)
+    updated.stdout.fnmatch_lines(
+        [
+            "*render --render-update*",
+            "wrote snapshot *shop.json",
+            "re-recorded cassette *shop.yaml: 16 interactions, 16 of them recorded by this run*",
+        ]
+    )
     project.runpytest("recipes").assert_outcomes(passed=4)
     cassette = (project.path / "cassettes" / "shop.yaml").read_text()
     assert "golden light" in cassette
@@ -179,7 +192,9 @@ def test_an_update_never_records_a_segmind_cassette_again(project: pytest.Pytest
     result.assert_outcomes(failed=1, deselected=3)
     result.stdout.fnmatch_lines(
         [
-            "this cassette was recorded against Segmind, so --render-update leaves it alone: *(it costs money)"
+            "*no recording of this request (this cassette was recorded against Segmind: re-record "
+            "it with `render *shop.yaml --cassette *shop.yaml --record new` (it costs money))*",
+            "--render-update leaves a cassette recorded against Segmind alone",
         ]
     )
     assert (project.path / "cassettes" / "shop.yaml").read_text() == textwrap.dedent(

@@ -36,9 +36,7 @@ SCENECRAFT_PARAMS = (
     "image, prompt, aspect_ratio, dropshadow, guidance_scale, image_format, image_quality, "
     "megapixel, negative_prompt, scale, seed, steps, upscale, x_value, y_value"
 )
-RECIPE_FIELDS = (
-    "name, model, budget_usd, vars, matrix, include, exclude, params, output, price_usd, max_jobs"
-)
+RECIPE_FIELDS = "name, model, budget_usd, vars, matrix, include, exclude, params, output, price_usd, max_jobs, image_root"
 MODELS = "ai-product-photography, consistent-character, furniture-staging, scenecraft, sd1.5-scifi"
 FOUR_JOBS = "[4 jobs: sofa/cozy, sofa/loft, lamp/cozy, …]"
 
@@ -311,7 +309,7 @@ REFUSED = [
               prompt: a cozy room
             """,
             # Today: pydantic's own "Input should be greater than 0".
-            lambda p: f"{p}:2: budget_usd: expected a number greater than 0, got -5",
+            lambda p: f"{p}:2: budget_usd: expected a number at least 0, got -5",
         ),
         id="budget-is-negative",
     ),

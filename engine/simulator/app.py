@@ -88,6 +88,7 @@ class Simulator:
 
     def price(self, spec: Spec, payload: Mapping[str, Any]) -> float:
         base = spec.price_usd if spec.price_usd is not None else self.config.unpriced_usd
+        base *= self.config.charge_factor
         samples = payload.get("samples", 1)
         return base * (
             samples
@@ -177,12 +178,14 @@ class Simulator:
         self.state.charge_now(spec.id, price, hashlib.sha256(body).hexdigest())
         if fault == "drop":
             return _Dropped()
+        cost = {"x-cost": f"{price:.6f}"} if self.config.report_cost else {}
         if spec.response == "image":
             return Response(
-                images[0].data, media_type=images[0].media_type, headers=self._headers()
+                images[0].data, media_type=images[0].media_type, headers={**self._headers(), **cost}
             )
         return JSONResponse(
-            self._json_output(request, payload, images, owner=None), headers=self._headers()
+            self._json_output(request, payload, images, owner=None),
+            headers={**self._headers(), **cost},
         )
 
     def _json_output(
@@ -271,6 +274,8 @@ class Simulator:
         if status == "COMPLETED":
             body["output"] = await self._output(request, queued)
             body["metrics"] = {"inference_time": round(queued.done_at - queued.created, 3)}
+            if self.config.report_cost:
+                body["metrics"]["cost"] = queued.price_usd
         return JSONResponse(body, headers=self._headers())
 
     async def _output(self, request: Request, queued: QueuedRequest) -> Any:

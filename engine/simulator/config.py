@@ -93,6 +93,10 @@ class SimulatorConfig(BaseModel):
     balance_usd: float = Field(default=100.0, ge=0)
     # Price charged for a model whose spec has none (sd1.5-scifi).
     unpriced_usd: float = Field(default=0.0, ge=0)
+    # Charge each call this many times its spec's price (Segmind's real charge varies with GPU
+    # time), and say so: ``x-cost`` on a sync answer, ``metrics.cost`` in a queued job's result.
+    charge_factor: float = Field(default=1.0, gt=0)
+    report_cost: bool = False
     # None: any non-empty key is accepted.
     key: str | None = None
     retention_s: float = Field(default=3600.0, gt=0)
