@@ -113,10 +113,13 @@ class _RenderGroup(click.Group):
             rows = [
                 row
                 for param in run_command.get_params(run_ctx)
-                if (row := param.get_help_record(run_ctx)) is not None
+                if isinstance(param, click.Option)
+                and "--help" not in param.opts
+                and (row := param.get_help_record(run_ctx)) is not None
             ]
         with formatter.section("Run options (render RECIPE... [OPTIONS])"):
             formatter.write_dl(rows)
+        super().format_options(ctx, formatter)
         with formatter.section("Commands"):
             formatter.write_dl(
                 [
@@ -896,7 +899,15 @@ def _print_spec(spec: Spec) -> None:
     from engine.formatting import money
 
     def wrapped(text: str, indent: str) -> str:
-        return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent)
+        # URLs in the reasons must stay whole: no breaks at their hyphens, none inside words.
+        return textwrap.fill(
+            text,
+            width=100,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
 
     lines = [
         f"{spec.id}: {spec.title}",

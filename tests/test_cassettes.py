@@ -49,12 +49,28 @@ def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         SimulatorConfig(specs=all_specs(), latency_s=0.05, unpriced_usd=0.01, images="preview")
     )
     with serving(app) as base:
-        code, _, err = run(
+        code, out, err = run(
             "r.yaml", "--backend", "segmind", "--cassette", "cassettes/r.yaml", "--out", "recorded", "--concurrency", "6",
             home=str(tmp_path / "home"), SEGMIND_API_KEY=KEY, SEGMIND_BASE_URL=base,
         )  # fmt: skip
         assert code == 0, err
+    # Issue 10: recording says what it wrote.
+    assert (
+        "  cassette wrote cassettes/r.yaml: 18 interactions, 18 of them recorded by this run, "
+        "12 new blobs in cassettes/blobs/\n"
+    ) in out
     return tmp_path
+
+
+def test_record_once_on_an_existing_cassette_is_a_replay(recorded: Path) -> None:
+    """Issue 10: `--record once` against a cassette that exists replays it, and says so."""
+    code, out, err = run(
+        "r.yaml", "--cassette", "cassettes/r.yaml", "--out", "again", home=str(recorded / "home2")
+    )
+    assert code == 0, err
+    assert out.startswith("r: 6 succeeded; $0 spent (replayed from the cassette); ")
+    assert "local preview" not in out + err
+    assert "  cassette " not in out  # nothing was written
 
 
 def test_a_replay_rebuilds_the_same_images_offline(recorded: Path) -> None:

@@ -121,6 +121,19 @@ def test_help_lists_the_recipe_form_and_commands() -> None:
     code, out, _ = run("--help")
     assert code == 0
     assert "Usage: render [RECIPE...] [OPTIONS] | COMMAND [ARGS]..." in out
+    # Issue 10: the top-level help lists the run options, and the commands in full.
+    flat = " ".join(out.split())
+    assert "Run options (render RECIPE... [OPTIONS]): --dry-run Validate and price" in flat
+    assert "--retry-unknown Send again jobs an earlier run sent but never heard back" in flat
+    assert (
+        "ledger Show spend by day, recipe and model, and the runs with their ids, from the ledger."
+        in flat
+    )
+    assert "..." not in out.split("Commands:")[1]
+    assert (
+        "Outputs go to renders/<recipe name>/ under the folder you run render from (or --out "
+        "DIR); a recipe's image paths are read relative to the recipe file." in flat
+    )
     code, out, _ = run("run", "--help")
     assert "--dry-run" in out
     assert "--only AXIS=VALUE" in out
