@@ -286,7 +286,7 @@ def run(
     if dry_run or any(plan.errors for plan in plans):
         if as_json:
             objects = [
-                plan_json(plan, outlook, out_dir=_out_dir(out, plan))
+                plan_json(plan, outlook, out_dir=_out_dir(out, plan), backend=label)
                 for plan, outlook in zip(plans, outlooks, strict=True)
             ]
             click.echo(json.dumps(objects[0] if len(objects) == 1 else objects, indent=2))
@@ -294,7 +294,12 @@ def run(
             click.echo(
                 "\n\n".join(
                     describe_plan(
-                        plan, outlook, out_dir=_out_dir(out, plan), concurrency=concurrency, rpm=rpm
+                        plan,
+                        outlook,
+                        out_dir=_out_dir(out, plan),
+                        backend=label,
+                        concurrency=concurrency,
+                        rpm=rpm,
                     )
                     for plan, outlook in zip(plans, outlooks, strict=True)
                 )

@@ -30,7 +30,7 @@ def within_budget(plan: Plan, outlook: Outlook) -> bool | None:
     return outlook.cost_usd <= plan.budget_usd
 
 
-def plan_json(plan: Plan, outlook: Outlook, *, out_dir: Path) -> dict[str, Any]:
+def plan_json(plan: Plan, outlook: Outlook, *, out_dir: Path, backend: str) -> dict[str, Any]:
     """The dry-run object of DESIGN.md (CLI), with what each job needs and what sending costs."""
     data = plan.to_json()
     for job in data["jobs"]:
@@ -40,15 +40,23 @@ def plan_json(plan: Plan, outlook: Outlook, *, out_dir: Path) -> dict[str, Any]:
     data["within_budget"] = within_budget(plan, outlook)
     data["jobs_with_errors"] = plan.failed_jobs
     data["out_dir"] = str(out_dir)
+    data["backend"] = backend
     return data
 
 
 def describe_plan(
-    plan: Plan, outlook: Outlook, *, out_dir: Path, concurrency: int, rpm: int | None
+    plan: Plan,
+    outlook: Outlook,
+    *,
+    out_dir: Path,
+    backend: str,
+    concurrency: int,
+    rpm: int | None,
 ) -> str:
-    """The dry-run report of one plan, as plain text lines."""
+    """The dry-run report of one plan, as plain text lines; ``backend`` is the ledger's label of
+    the backend the run would use (what is "already rendered" depends on it)."""
     lines = [f"{plan.recipe} ({plan.recipe_path}) · {plan.model} · {_jobs(plan)}"]
-    lines.append(f"outputs → {out_dir}/")
+    lines.append(f"outputs → {out_dir}/ · backend {_backend(backend)}")
     if plan.jobs:
         lines.append("")
         lines += _table(plan, outlook) if len(plan.jobs) <= TABLE_LIMIT else _summary(plan)
@@ -67,6 +75,14 @@ def describe_plan(
         lines.append("")
         lines += _errors(plan.errors)
     return "\n".join(lines)
+
+
+def _backend(label: str) -> str:
+    if label == "preview":
+        return "preview (free local renders; the costs are Segmind's prices)"
+    if label.startswith("segmind@"):
+        return f"{label.removeprefix('segmind@')} (SEGMIND_BASE_URL, not Segmind)"
+    return label
 
 
 def _jobs(plan: Plan) -> str:

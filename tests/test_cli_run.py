@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from click.testing import CliRunner
 
 from engine.cli import cli
@@ -20,6 +22,13 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+@pytest.fixture(autouse=True)
+def _elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from a folder of the test's own: renders/ of the project may hold a developer's outputs,
+    which a dry run would rightly count as already rendered."""
+    monkeypatch.chdir(tmp_path)
+
+
 def test_dry_run_prints_the_jobs_cost_and_time(tmp_path: Path) -> None:
     out_dir = tmp_path / "shots"
     code, out, err = run(
@@ -28,7 +37,7 @@ def test_dry_run_prints_the_jobs_cost_and_time(tmp_path: Path) -> None:
     assert (code, err) == (0, "")
     assert out == (
         f"spring ({SPRING}) · scenecraft · 4 jobs\n"
-        f"outputs → {out_dir}/spring/\n"
+        f"outputs → {out_dir}/spring/ · backend preview (free local renders; the costs are Segmind's prices)\n"
         "\n"
         "  job             cost    output\n"
         "  sofa/cozy/1x1   $0.339  sofa/cozy-1x1.jpg\n"
