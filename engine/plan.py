@@ -30,6 +30,8 @@ __all__ = ["Job", "Plan", "PlanError", "build_plan", "parse_only"]
 
 _EXTENSIONS = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png", "webp": ".webp"}
 _DEFAULT_SEED_MAX = 2**32 - 1
+# How a template that reached one of the sandbox's limits fails (engine.sandbox).
+_REFUSED = "not allowed in a template:"
 
 
 class Job(BaseModel):
@@ -72,6 +74,8 @@ class Plan(BaseModel):
     # (the report shows the recipe's current state, not only what one run rendered).
     recipe_jobs: tuple[str, ...] = ()
     value_order: dict[str, tuple[str, ...]] = {}
+    # How many combinations were planned (after --only and --limit), jobs or errors.
+    combinations: int = 0
 
     @property
     def unpriced(self) -> bool:
@@ -107,8 +111,9 @@ class Plan(BaseModel):
 
     @property
     def job_total(self) -> int:
-        """Every job the recipe gives, planned or not."""
-        return len(self.jobs) + len({e.job for e in self.errors if e.job is not None})
+        """Every job this plan was asked for, planned or not."""
+        named = len(self.jobs) + len({e.job for e in self.errors if e.job is not None})
+        return max(self.combinations, named)
 
     @property
     def failed_jobs(self) -> int:
@@ -190,6 +195,7 @@ def build_plan(
         errors=tuple(planner.errors),
         budget_usd=budget_usd if budget_usd is not None else recipe.budget_usd,
         recipe_jobs=everything,
+        combinations=len(combos),
         value_order={axis: tuple(values) for axis, values in order.items()},
     )
 
@@ -272,6 +278,8 @@ class _Planner:
         self.file = file
         self.spec = spec
         self.errors: list[PlanError] = []
+        # Templates that reached a sandbox limit: no longer rendered (see job()).
+        self.refused: set[str] = set()
         self.base = file.path.parent
         # Local images come from the recipe's own folder tree, or a folder it names.
         self.image_roots = [self.base.resolve()]
@@ -325,10 +333,19 @@ class _Planner:
         payload: dict[str, Any] = {}
         failed = False
         for name, template in self.templates.items():
+            if name in self.refused:
+                failed = True
+                continue
             try:
                 value = template.render(context)
             except TemplateFailure as exc:
-                self._error(combo.id, name, exc.message)
+                if exc.message.startswith(_REFUSED):
+                    # Reaching a limit can take a second: not once per job of a large plan.
+                    self.refused.add(name)
+                    message = f"{exc.message} (in job {combo.id}; the template is not rendered for the other jobs)"
+                    self._error(None, name, message)
+                else:
+                    self._error(combo.id, name, exc.message)
                 failed = True
                 continue
             if name in self.images and isinstance(value, str) and not is_sendable_image(value):

@@ -1,7 +1,12 @@
-"""Read YAML with the safe loader, keeping the line of every key and item; write YAML deterministically."""
+"""Read YAML with the safe loader, keeping the line of every key and item; write YAML deterministically.
+
+Reading also refuses what would blow up later: aliases that multiply a document out (a "billion
+laughs"), nesting deeper than any recipe or spec needs, and numbers too long for Python to convert.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +61,11 @@ def parse_yaml(text: str, path: str) -> LocatedYaml:
     """Parse YAML text from ``path`` (used only in messages)."""
     try:
         node = yaml.compose(text, Loader=_Loader)
+    except RecursionError:
+        # libyaml stops at 1,000 levels itself; PyYAML's own composer, used without it, recurses.
+        raise YamlError(
+            f"{path}: invalid YAML: nested more than {_Indexer.MAX_DEPTH} levels deep"
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -75,56 +85,146 @@ def parse_yaml(text: str, path: str) -> LocatedYaml:
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise YamlError(f"{Location(path, line)}: invalid YAML: {exc.problem}") from exc
+    except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        # The indexer checked every scalar PyYAML converts; this is a last resort, without a line.
+        raise YamlError(f"{path}: invalid YAML: {exc}") from exc
     return LocatedYaml(path, data, lines)
 
 
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+# Scalars PyYAML converts with Python functions that raise plain errors ('2024-13-45', `!!int x`).
+_CONVERTED_TAGS = {_INT_TAG, _FLOAT_TAG, "tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"}
+# Python's limit for converting between text and int (sys.get_int_max_str_digits()).
+_MAX_DIGITS = 4_300
+_DIGITS_PER_CHARACTER = {"0b": math.log10(2), "0o": math.log10(8), "0x": math.log10(16)}
+
+
+def _decimal_digits(node: yaml.ScalarNode) -> float:
+    """How many decimal digits the number ``node`` holds, read from its text (hex, 1:30 and all)."""
+    text = str(node.value).replace("_", "").lstrip("+-")
+    if node.tag == _FLOAT_TAG:
+        return sum(character.isdigit() for character in text)
+    if ":" in text:  # sexagesimal, base 60
+        first, *rest = text.split(":")
+        return len(first) + len(rest) * math.log10(60)
+    prefix = text[:2].lower()
+    if prefix in _DIGITS_PER_CHARACTER:
+        return (len(text) - 2) * _DIGITS_PER_CHARACTER[prefix]
+    if text.startswith("0"):  # YAML 1.1 octal
+        return len(text) * math.log10(8)
+    return len(text)
+
+
 class _Indexer:
-    """Records the line of every key path; refuses aliases that contain themselves or multiply out."""
+    """Records the line of every key path; refuses aliases that contain themselves or multiply out,
+    nesting too deep, and numbers too long to convert.
+
+    ``index`` returns the size of a node with its aliases expanded (values, characters, whether an
+    alias is in it), computed once per node, so counting a document that expands to a billion values
+    takes as long as reading it.
+    """
 
     # An alias re-uses a node; a few are handy, thousands are an attack ("billion laughs").
     MAX_ALIASES = 1000
+    # Expanded, a document may hold this many values and characters: more than any recipe needs, and
+    # few enough for everything that walks the values later.
+    MAX_VALUES = 1_000_000
+    MAX_CHARACTERS = 10_000_000
+    # Recipes and specs nest a handful of levels; everything that walks them later recurses.
+    MAX_DEPTH = 100
 
     def __init__(self, path: str, lines: dict[tuple[Key, ...], int]) -> None:
         self.path = path
         self.lines = lines
-        self.seen: set[int] = set()
+        self.sizes: dict[int, tuple[int, int, bool]] = {}
+        self.constructor = yaml.constructor.SafeConstructor()
         self.open: set[int] = set()
         self.aliases = 0
 
-    def index(self, node: yaml.Node, prefix: tuple[Key, ...]) -> None:
+    def _fail(self, node: yaml.Node, problem: str) -> YamlError:
+        return YamlError(
+            f"{Location(self.path, node.start_mark.line + 1)}: invalid YAML: {problem}"
+        )
+
+    def _check_conversion(self, node: yaml.ScalarNode) -> None:
+        if node.tag in (_INT_TAG, _FLOAT_TAG) and _decimal_digits(node) > _MAX_DIGITS:
+            raise self._fail(
+                node, f"a number longer than {_MAX_DIGITS:,} digits (quote it to keep it as text)"
+            )
+        try:
+            self.constructor.yaml_constructors[node.tag](self.constructor, node)
+        except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as exc:
+            text = str(node.value)
+            shown = text if len(text) <= 40 else f"{text[:40]}..."
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise self._fail(
+                node, f"'{shown}' is not a valid {kind} (quote it to keep it as text)"
+            ) from exc
+
+    def index(
+        self, node: yaml.Node, prefix: tuple[Key, ...], depth: int = 0
+    ) -> tuple[int, int, bool]:
         self.lines.setdefault(prefix, node.start_mark.line + 1)
-        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
-            return
         if id(node) in self.open:
             raise YamlError(
                 f"{Location(self.path, self.lines[prefix])}: invalid YAML: an alias refers to a value "
                 "that contains it"
             )
-        if id(node) in self.seen:
-            self.aliases += 1
-            if self.aliases > self.MAX_ALIASES:
-                raise YamlError(
-                    f"{Location(self.path, self.lines[prefix])}: invalid YAML: more than {self.MAX_ALIASES} aliases"
-                )
-            return  # already indexed where it was first written
-        self.seen.add(id(node))
+        known = self.sizes.get(id(node))
+        if known is not None:  # already indexed where it was first written: this is an alias
+            if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+                self.aliases += 1
+                if self.aliases > self.MAX_ALIASES:
+                    raise YamlError(
+                        f"{Location(self.path, self.lines[prefix])}: invalid YAML: more than {self.MAX_ALIASES} aliases"
+                    )
+            return known[0], known[1], True
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag in _CONVERTED_TAGS:
+                self._check_conversion(node)
+            size = (1, len(str(node.value)), False)
+            self.sizes[id(node)] = size
+            return size
+        if depth >= self.MAX_DEPTH:
+            raise self._fail(node, f"nested more than {self.MAX_DEPTH} levels deep")
         self.open.add(id(node))
+        children: list[tuple[yaml.Node, tuple[Key, ...]]] = []
         if isinstance(node, yaml.MappingNode):
             first: dict[str, int] = {}
             for key_node, value_node in node.value:
-                key = str(key_node.value)
                 line = key_node.start_mark.line + 1
+                # A list or mapping as a key is refused when constructed; its text could be huge.
+                key = (
+                    str(key_node.value)
+                    if isinstance(key_node, yaml.ScalarNode)
+                    else f"<key on line {line}>"
+                )
                 if key in first:
                     raise YamlError(
                         f"{Location(self.path, line)}: duplicate key '{key}' (first on line {first[key]})"
                     )
                 first[key] = line
                 self.lines[(*prefix, key)] = line
-                self.index(value_node, (*prefix, key))
+                children += [(key_node, (*prefix, key)), (value_node, (*prefix, key))]
         else:
-            for position, item in enumerate(node.value):
-                self.index(item, (*prefix, position))
+            children = [(item, (*prefix, position)) for position, item in enumerate(node.value)]
+        sizes = [self.index(child, keys, depth + 1) for child, keys in children]
+        values = 1 + sum(size[0] for size in sizes)
+        characters = sum(size[1] for size in sizes)
+        aliased = any(size[2] for size in sizes)
         self.open.discard(id(node))
+        if aliased and values > self.MAX_VALUES:
+            raise self._fail(
+                node, f"aliases expand this document to more than {self.MAX_VALUES:,} values"
+            )
+        if aliased and characters > self.MAX_CHARACTERS:
+            raise self._fail(
+                node,
+                f"aliases expand this document to more than {self.MAX_CHARACTERS:,} characters",
+            )
+        self.sizes[id(node)] = (values, characters, aliased)
+        return values, characters, aliased
 
 
 class _BlockDumper(yaml.SafeDumper):

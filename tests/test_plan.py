@@ -165,3 +165,30 @@ def test_image_paths_are_checked_once_each(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(Path, "is_file", counting)
     build_plan(file)
     assert calls == [tmp_path / "images" / "sofa.png"]
+
+
+def test_a_template_that_reaches_a_limit_is_not_rendered_for_every_job(tmp_path: Path) -> None:
+    """Reaching a sandbox limit can take a second: a large plan must not pay it once per job."""
+    axis = ", ".join(str(n) for n in range(20))
+    write_tree(
+        tmp_path,
+        {
+            "r.yaml": f"""\
+                model: sd1.5-scifi
+                price_usd: 0.01
+                matrix:
+                  n: [{axis}]
+                  m: [{axis}]
+                params:
+                  prompt: "{{% for i in range(99999) %}}{{% for j in range(99999) %}}x{{% endfor %}}{{% endfor %}}"
+                """
+        },
+    )
+    plan = build_plan(load_recipe(tmp_path / "r.yaml"))
+    (error,) = plan.errors
+    assert error.job is None
+    assert error.message == (
+        "not allowed in a template: more than 100,000 loop iterations and macro calls in one value "
+        "are not allowed (in job 0/0; the template is not rendered for the other jobs)"
+    )
+    assert (plan.jobs, plan.failed_jobs) == ((), 400)
