@@ -8,6 +8,7 @@ the plan is made, with the reason.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["RESERVED_IN_OUTPUT", "component_problem", "path_problem", "shown"]
@@ -30,8 +31,11 @@ def shown(text: str) -> str:
     return "".join(f"\\u{ord(c):04x}" if _hidden(c) else c for c in text)
 
 
+@functools.lru_cache(maxsize=4096)
 def component_problem(part: str) -> str | None:
-    """Why ``part`` cannot be one folder or file name (a phrase after "it"), or None when it can."""
+    """Why ``part`` cannot be one folder or file name (a phrase after "it"), or None when it can.
+
+    Cached: the jobs of a plan share most of their folder names."""
     if not part:
         return "is empty"
     if part in {".", ".."}:

@@ -334,3 +334,14 @@ def test_the_key_goes_to_no_host_an_answer_names(tmp_path: Path) -> None:
     assert summary.count("unknown") == 1  # the foreign host knows nothing of it
     assert seen, "the client never polled the host the answer named"
     assert all("x-api-key" not in headers and "authorization" not in headers for headers in seen)
+
+
+def test_max_jobs_has_a_ceiling(tmp_path: Path) -> None:
+    """`max_jobs: 10**9` let a huge matrix expand until memory ran out."""
+    write_tree(tmp_path, {"city.yaml": SCIFI + "max_jobs: 1000000000\n"})
+    code, _, err = render(str(tmp_path / "city.yaml"), "--dry-run")
+    assert (code, err) == (
+        2,
+        f"error: {tmp_path / 'city.yaml'}:9: max_jobs: expected a number at most 100,000, "
+        "got 1000000000\n",
+    )
