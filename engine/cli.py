@@ -767,28 +767,19 @@ def ledger(*, as_json: bool) -> None:
 
 
 def _print_ledger(path: Path, rows: Sequence[Spend], runs: Sequence[RunRow]) -> None:
-    from rich.table import Table
-
     from engine.formatting import money
 
-    console = _console()
+    def dollars(spent: float, unknown: float) -> tuple[str, str]:
+        return money(spent), money(unknown) if unknown else ""
+
     click.echo(f"ledger {path}")
-    table = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
-    for column in ("day", "recipe", "model", "backend", "jobs", "spent", "unknown"):
-        table.add_column(
-            column, justify="right" if column in {"jobs", "spent", "unknown"} else "left"
-        )
-    for row in rows:
-        table.add_row(
-            row.day,
-            row.recipe,
-            row.model,
-            row.backend,
-            str(row.jobs),
-            money(row.spent_usd),
-            money(row.unknown_usd) if row.unknown_usd else "",
-        )
-    console.print(table)
+    _print_table(
+        ("day", "recipe", "model", "backend", "jobs", "spent", "unknown"),
+        [
+            (r.day, r.recipe, r.model, r.backend, str(r.jobs), *dollars(r.spent_usd, r.unknown_usd))
+            for r in rows
+        ],
+    )
     spent = sum(row.spent_usd for row in rows if row.backend == "segmind")
     unknown = sum(row.unknown_usd for row in rows if row.backend == "segmind")
     line = f"total spent on Segmind: {money(spent)}"
@@ -799,24 +790,36 @@ def _print_ledger(path: Path, rows: Sequence[Spend], runs: Sequence[RunRow]) -> 
         total = sum(row.spent_usd for row in rows if row.backend == backend)
         click.echo(f"sent to {host} (SEGMIND_BASE_URL, not Segmind): {money(total)}")
     click.echo("")
-    runs_table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("run", "recipe", "backend", "status", "jobs", "spent", "unknown", "outputs"):
-        runs_table.add_column(
+    click.echo(f"runs (the newest {_RUNS_SHOWN}; `render report RUN` shows one):")
+    _print_table(
+        ("run", "recipe", "backend", "status", "jobs", "spent", "unknown", "outputs"),
+        [
+            (
+                r.id,
+                r.recipe,
+                r.backend,
+                r.status,
+                str(r.jobs),
+                *dollars(r.spent_usd, r.unknown_usd),
+                r.out_dir,
+            )
+            for r in runs
+        ],
+    )
+
+
+def _print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A plain table, counts and money right-aligned."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(
             column, justify="right" if column in {"jobs", "spent", "unknown"} else "left"
         )
-    for run_row in runs:
-        runs_table.add_row(
-            run_row.id,
-            run_row.recipe,
-            run_row.backend,
-            run_row.status,
-            str(run_row.jobs),
-            money(run_row.spent_usd),
-            money(run_row.unknown_usd) if run_row.unknown_usd else "",
-            run_row.out_dir,
-        )
-    click.echo(f"runs (the newest {_RUNS_SHOWN}; `render report RUN` shows one):")
-    console.print(runs_table)
+    for row in rows:
+        table.add_row(*row)
+    _console().print(table)
 
 
 @cli.command()
