@@ -325,7 +325,11 @@ def _store(raw: bytes, blobs: Path) -> str:
 
 
 def _inline(body: Any, blobs: Path) -> Any:
-    text = body.decode() if isinstance(body, bytes) else body
+    try:
+        text = body.decode() if isinstance(body, bytes) else body
+    except UnicodeDecodeError:
+        return body  # small binary bodies (a tiny image) stay inline, as bytes
+
     if not isinstance(text, str):
         return body
     if text.startswith(_BLOB_PREFIX):

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, cast
 
 import click
 
@@ -230,6 +230,13 @@ class _Dollars(click.ParamType):  # type: ignore[type-arg]
     is_flag=True,
     help="Send again jobs an earlier run sent but never heard back about (they may be paid twice).",
 )
+@click.option(
+    "--rate-window",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    hidden=True,
+    help="The length of the account's rate window in seconds (a simulator's --rate-window).",
+)
 @click.pass_context
 @_handles_errors
 def run(
@@ -251,6 +258,7 @@ def run(
     record: str,
     no_report: bool,
     retry_unknown: bool,
+    rate_window: float,
 ) -> None:
     """Plan RECIPE... and render them (with --dry-run: plan and price only)."""
     import json
@@ -280,9 +288,15 @@ def run(
         force=force or cassette is not None,
         retry_unknown=retry_unknown,
         replay=replay,
+        rate_window_s=rate_window,
     )
     label = "replay" if replay else choice.label
-    outlooks = [_outlook(plan, _out_dir(out, plan), label, options) for plan in plans]
+    outlooks = [
+        _outlook(
+            plan, _out_dir(out, plan), label, options, storage=None if replay else choice.storage
+        )
+        for plan in plans
+    ]
     if dry_run or any(plan.errors for plan in plans):
         if as_json:
             objects = [
@@ -348,7 +362,7 @@ class _Choice:
     """The backend a run will use, before it is built: its name, key and ledger label."""
 
     def __init__(self, name: str, key: str = "", *, chosen: bool = True) -> None:
-        from engine.settings import base_url, host_label
+        from engine.settings import base_url, host_label, segmind_hosts
 
         self.name = name
         self.key = key
@@ -356,6 +370,8 @@ class _Choice:
         self.chosen = chosen
         self.base_url = base_url() if name == "segmind" else ""
         self.label = host_label(self.base_url) if name == "segmind" else name
+        # Where uploads go, as the ledger remembers them (none for a preview: free, per run).
+        self.storage = segmind_hosts(self.base_url).storage if name == "segmind" else None
 
     @property
     def charges(self) -> bool:
@@ -402,7 +418,9 @@ def _backend(choice: _Choice) -> Backend:
     return segmind_backend(choice.key, base_url=choice.base_url)
 
 
-def _outlook(plan: Plan, out_dir: Path, label: str, options: RunOptions) -> Outlook:
+def _outlook(
+    plan: Plan, out_dir: Path, label: str, options: RunOptions, *, storage: str | None = None
+) -> Outlook:
     """What each job of ``plan`` needs, from the ledger (if there is one yet) and the output folder."""
     from engine.ledger import Ledger
     from engine.outputs import OutputStore
@@ -419,6 +437,7 @@ def _outlook(plan: Plan, out_dir: Path, label: str, options: RunOptions) -> Outl
             force=options.force,
             retry_unknown=options.retry_unknown,
             model=plan.model,
+            storage=storage,
         )
         return triage.outlook(plan)
     finally:
@@ -543,6 +562,8 @@ def _render(
                 on_result=live.update,
                 cassette=cassette,
                 record=record,
+                # Recording everything again leaves nothing of the old recording behind.
+                drop_unused=record == "all",
             )
     except KeyboardInterrupt:
         click.echo(
@@ -560,7 +581,7 @@ def _render(
         return EXIT["aborted"]
     if summary.budget_reached:
         return EXIT["budget"]
-    if summary.count("failed") or summary.count("unknown"):
+    if summary.count("failed") or summary.count("unknown") or summary.count("unfetched"):
         return EXIT["jobs_failed"]
     return EXIT["ok"]
 
@@ -649,7 +670,7 @@ class _LiveProgress:
     "--faults",
     default="",
     metavar="SPEC",
-    help="Fault rates, e.g. 429=0.1,500=0.05,drop=0.02,failed=0.05.",
+    help="Fault rates, e.g. 429=0.1,500=0.05,drop=0.02,failed=0.05,lost=0.1.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault schedule.")
 @click.option(
@@ -660,6 +681,49 @@ class _LiveProgress:
     help="Credits in USD.",
 )
 @click.option("--key", help="Accept only this API key (default: any non-empty key).")
+@click.option(
+    "--rpm",
+    type=click.IntRange(min=1),
+    help="Submissions per key in each --rate-window (default: no limit); more are answered 429.",
+)
+@click.option(
+    "--rate-window",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds of the --rpm window (Segmind's minute; shrink it for tests).",
+)
+@click.option(
+    "--reset-format",
+    type=click.Choice(["iso", "epoch", "http-date"]),
+    default="iso",
+    show_default=True,
+    help="How a 429's x-rate-limit-reset-at-utc is written.",
+)
+@click.option(
+    "--retention",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a queued request is answered after its submission (default: 3600, times --latency-scale).",
+)
+@click.option(
+    "--strict-urls",
+    is_flag=True,
+    help="Refuse base64 in image parameters that take a URL (400): upload the file and send its URL.",
+)
+@click.option(
+    "--upload-key",
+    type=click.Choice(["file_urls", "urls"]),
+    default="file_urls",
+    show_default=True,
+    help="The list's name in the upload answer (the SDK's file_urls, or the docs page's urls).",
+)
+@click.option(
+    "--lost-for",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds a 'lost' fault's output files answer 404/403 after their request completes.",
+)
 @click.option(
     "--max-body",
     type=click.IntRange(min=1),
@@ -692,12 +756,20 @@ def simulate(
     seed: int,
     balance: float,
     key: str | None,
+    rpm: int | None,
+    rate_window: float,
+    reset_format: str,
+    retention: float | None,
+    strict_urls: bool,
+    upload_key: str,
+    lost_for: float,
     max_body: int,
     idle_timeout: float,
     images: str,
 ) -> None:
-    """Serve a local Segmind (all five endpoints) for previews, load and fault tests."""
+    """Serve a local Segmind (every spec, storage and request history) for previews and tests."""
     from engine.simulator import SimulatorConfig, all_specs, create_app, parse_faults, serve
+    from engine.simulator.config import ResetFormat
 
     config = SimulatorConfig(
         specs=all_specs(),
@@ -709,6 +781,13 @@ def simulate(
         key=key,
         images="tiny" if images == "tiny" else "preview",
         max_body_bytes=max_body,
+        rpm=rpm,
+        rate_window_s=rate_window,
+        reset_format=cast(ResetFormat, reset_format),
+        retention_s=retention,
+        strict_urls=strict_urls,
+        upload_answer_key="urls" if upload_key == "urls" else "file_urls",
+        lost_for_s=lost_for,
     )
     click.echo(
         f"simulating Segmind on http://{host}:{port} (set SEGMIND_BASE_URL to use it); Ctrl-C stops",
@@ -820,6 +899,69 @@ def _print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     for row in rows:
         table.add_row(*row)
     _console().print(table)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print what was settled as JSON.")
+@_handles_errors
+def settle(*, as_json: bool) -> None:
+    """Ask Segmind's request history what became of every request whose outcome is unknown."""
+    import asyncio
+    import json
+
+    from engine.client import SegmindClient
+    from engine.formatting import money
+    from engine.ledger import Ledger
+    from engine.settings import ledger_path, segmind_hosts
+    from engine.settle import settle_all
+
+    choice = _choose_backend("segmind")
+    path = ledger_path(_home().path)
+    if not path.exists():
+        click.echo(json.dumps([]) if as_json else f"nothing to settle (no ledger at {path})")
+        return
+    hosts = segmind_hosts(choice.base_url)
+    book = Ledger(path)
+
+    async def main() -> list[Any]:
+        client = SegmindClient(
+            hosts.api, choice.key, storage_url=hosts.storage, history_url=hosts.history
+        )
+        try:
+            return await settle_all(book, client, backend=choice.label)
+        finally:
+            await client.aclose()
+
+    try:
+        settled = asyncio.run(main())
+    finally:
+        book.close()
+    if as_json:
+        rows = [
+            {
+                "run": row["run_id"],
+                "job": row["job_id"],
+                "status": outcome.status,
+                "request_id": outcome.request_id,
+                "charged_usd": outcome.charged_usd,
+                "urls": list(outcome.urls),
+                "reason": outcome.reason,
+            }
+            for row, outcome in settled
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not settled:
+        click.echo(f"nothing to settle: no request of {choice.label} has an unknown outcome")
+        return
+    for row, outcome in settled:
+        what = {
+            "succeeded": f"succeeded, {money(outcome.charged_usd)} charged; the next run of its "
+            "recipe downloads its outputs",
+            "failed": "failed, not billed: its money is released",
+            "unknown": "still unknown",
+        }[outcome.status]
+        click.echo(f"{row['run_id']} {row['job_id']}: {what} ({outcome.reason})")
 
 
 @cli.command()

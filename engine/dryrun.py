@@ -20,7 +20,7 @@ __all__ = ["TABLE_LIMIT", "describe_plan", "money", "plan_json", "seconds_text"]
 TABLE_LIMIT = 40
 _JOBS_NAMED = 3
 # What the cost column says of a job that will not be sent.
-_NOT_SENT = {"reuse": "free", "collect": "paid", "unknown": "unknown"}
+_NOT_SENT = {"reuse": "free", "collect": "paid", "fetch": "paid", "unknown": "unknown"}
 
 
 def within_budget(plan: Plan, outlook: Outlook) -> bool | None:
@@ -63,6 +63,10 @@ def describe_plan(
     lines.append("")
     if plan.jobs:
         lines.append(f"jobs    {_actions(outlook)}")
+    if outlook.uploads:
+        lines.append(
+            f"uploads {count(outlook.uploads, 'local image')} to Segmind Storage (once; sent as URLs)"
+        )
     lines.append(f"cost    {_cost_line(plan, outlook)}")
     seconds = plan.estimated_seconds(concurrency=concurrency, rpm=rpm, jobs=outlook.send)
     limits = f"concurrency {concurrency}" + (f", {rpm} requests a minute" if rpm else "")
@@ -97,6 +101,8 @@ def _actions(outlook: Outlook) -> str:
         parts.append(f"{outlook.reuse:,} already rendered (free)")
     if outlook.collect:
         parts.append(f"{outlook.collect:,} to collect (sent before; paid then)")
+    if outlook.fetch:
+        parts.append(f"{outlook.fetch:,} to fetch (paid before; outputs not downloaded yet)")
     if outlook.unknown:
         parts.append(
             f"{outlook.unknown:,} unknown (sent before, never answered; --retry-unknown sends them)"

@@ -31,12 +31,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Backend:
-    """Where requests go: a base URL, a key, and for the preview an in-process transport."""
+    """Where requests go: Segmind's three hosts (or a stand-in for all three), a key, and for the
+    preview an in-process transport."""
 
     name: str
     base_url: str
     api_key: str
     transport: httpx.AsyncBaseTransport | None = None
+    storage_url: str | None = None
+    history_url: str | None = None
 
     @property
     def charges(self) -> bool:
@@ -49,7 +52,10 @@ class Backend:
 
 
 def segmind_backend(api_key: str, base_url: str | None = None) -> Backend:
-    return Backend("segmind", (base_url or settings.base_url()).rstrip("/"), api_key)
+    hosts = settings.segmind_hosts(base_url)
+    return Backend(
+        "segmind", hosts.api, api_key, storage_url=hosts.storage, history_url=hosts.history
+    )
 
 
 def preview_backend() -> Backend:
@@ -89,6 +95,8 @@ def execute(
             backend.api_key,
             transport=backend.transport,
             max_connections=max(8, options.concurrency),
+            storage_url=backend.storage_url,
+            history_url=backend.history_url,
         )
         if cassette is not None:
             from engine.cassettes import CassetteMiss, payload_diff  # noqa: PLC0415 - vcrpy only when used
@@ -107,6 +115,9 @@ def execute(
                 options=options,
                 label="replay" if options.replay else backend.label,
                 charge=charge,
+                # Uploads are remembered across runs on Segmind's storage; not for a preview (its
+                # store lives as long as the run) nor with a cassette (which must hold them all).
+                storage=backend.storage_url if backend.charges and cassette is None else None,
                 on_result=on_result,
             )
             return await runner.run()

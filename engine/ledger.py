@@ -20,14 +20,17 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "BILLED",
     "COLLECTED",
     "FAILED",
+    "HELD",
     "IN_FLIGHT",
     "NOT_SENT",
     "SENDING",
     "SKIPPED",
     "SUBMITTED",
     "SUCCEEDED",
+    "UNFETCHED",
     "UNKNOWN",
     "JobRecord",
     "Ledger",
@@ -98,11 +101,30 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     _lists_as_json,
     "CREATE INDEX jobs_by_request ON jobs (request_id) WHERE request_id IS NOT NULL;",
+    """
+    CREATE TABLE uploads (
+        sha256 TEXT NOT NULL,
+        host TEXT NOT NULL,
+        url TEXT NOT NULL,
+        uploaded_at TEXT NOT NULL,
+        PRIMARY KEY (sha256, host)
+    );
+    ALTER TABLE jobs ADD COLUMN output_urls TEXT;
+    ALTER TABLE jobs ADD COLUMN estimated_usd REAL;
+    ALTER TABLE jobs ADD COLUMN charged_usd REAL;
+    ALTER TABLE jobs ADD COLUMN charge_source TEXT;
+    ALTER TABLE jobs ADD COLUMN body_sha256 TEXT;
+    ALTER TABLE runs ADD COLUMN rate_limited INTEGER;
+    ALTER TABLE runs ADD COLUMN learned_rpm REAL;
+    """,
 )
 
 # A job's states, in the order they happen; ``collected``: a later run took this request over;
-# ``not-sent``: the job was stopped (an abort, Ctrl-C) before its request left.
-SENDING, SUBMITTED, SUCCEEDED, FAILED, UNKNOWN, SKIPPED, COLLECTED, NOT_SENT = (
+# ``not-sent``: the job was stopped (an abort, Ctrl-C) before its request left; ``unfetched``:
+# paid, but its outputs could not be downloaded yet (their URLs are kept for the next run);
+# ``held``: not sent, because an earlier run's request for it has an unknown outcome (that row
+# holds the money and decides; this one only says the run saw it).
+SENDING, SUBMITTED, SUCCEEDED, FAILED, UNKNOWN, SKIPPED, COLLECTED, NOT_SENT, UNFETCHED, HELD = (
     "sending",
     "submitted",
     "succeeded",
@@ -111,10 +133,14 @@ SENDING, SUBMITTED, SUCCEEDED, FAILED, UNKNOWN, SKIPPED, COLLECTED, NOT_SENT = (
     "skipped",
     "collected",
     "not-sent",
+    "unfetched",
+    "held",
 )
+# Rows whose money was billed (the totals use `cost_usd`: what Segmind charged, else the estimate).
+BILLED = (SUCCEEDED, UNFETCHED)
 # Rows whose money may have been, or will be, billed, and nobody knows yet.
 IN_FLIGHT = (SENDING, SUBMITTED, UNKNOWN)
-_LISTS = ("output_paths", "output_sha256")
+_LISTS = ("output_paths", "output_sha256", "output_urls")
 
 
 def new_run_id() -> str:
@@ -152,6 +178,9 @@ class JobRecord:
     output_sha256: tuple[str, ...]
     reserved_usd: float | None
     out_dir: str
+    output_urls: tuple[str, ...] = ()
+    body_sha256: str | None = None
+    sent_at: str | None = None
 
     @property
     def pollable(self) -> bool:
@@ -185,6 +214,11 @@ class RunRow:
     jobs: int
     spent_usd: float
     unknown_usd: float
+    estimated_usd: float = 0.0
+    charged_usd: float = 0.0
+    charged_jobs: int = 0
+    rate_limited: int | None = None
+    learned_rpm: float | None = None
 
 
 class Ledger:
@@ -243,13 +277,23 @@ class Ledger:
         budget_usd: float | None,
     ) -> None:
         self.db.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'running')",
+            "INSERT INTO runs (id, recipe, recipe_path, model, backend, out_dir, budget_usd, "
+            "started_at, finished_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'running')",
             (run_id, recipe, recipe_path, model, backend, out_dir, budget_usd, _now()),
         )
 
-    def finish_run(self, run_id: str, status: str) -> None:
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        rate_limited: int | None = None,
+        learned_rpm: float | None = None,
+    ) -> None:
         self.db.execute(
-            "UPDATE runs SET finished_at = ?, status = ? WHERE id = ?", (_now(), status, run_id)
+            "UPDATE runs SET finished_at = ?, status = ?, rate_limited = ?, learned_rpm = ? "
+            "WHERE id = ?",
+            (_now(), status, rate_limited, learned_rpm, run_id),
         )
 
     def run(self, run_id: str) -> dict[str, Any] | None:
@@ -317,9 +361,9 @@ class Ledger:
         with self._transaction():
             if request_id:
                 earlier = self.db.execute(
-                    "SELECT run_id FROM jobs WHERE request_id = ? AND status IN (?, ?) "
+                    "SELECT run_id FROM jobs WHERE request_id = ? AND status IN (?, ?, ?) "
                     "AND NOT (run_id = ? AND job_id = ?) LIMIT 1",
-                    (request_id, SUCCEEDED, FAILED, run_id, job_id),
+                    (request_id, SUCCEEDED, UNFETCHED, FAILED, run_id, job_id),
                 ).fetchone()
                 if earlier is not None:
                     cost_usd = 0.0 if cost_usd is not None else None
@@ -332,14 +376,30 @@ class Ledger:
             self.finish_job(run_id, job_id, status, cost_usd=cost_usd, **fields)
         return cost_usd
 
+    def record(self, run_id: str, job_id: str) -> JobRecord | None:
+        """One run's record of one job."""
+        row = self.db.execute(
+            "SELECT jobs.*, runs.out_dir AS run_out_dir FROM jobs JOIN runs ON runs.id = jobs.run_id "
+            "WHERE jobs.run_id = ? AND jobs.job_id = ?",
+            (run_id, job_id),
+        ).fetchone()
+        return None if row is None else _record(row)
+
+    def cost(self, run_id: str, job_id: str) -> float:
+        """What a row records as billed (0 when nothing is)."""
+        row = self.db.execute(
+            "SELECT cost_usd FROM jobs WHERE run_id = ? AND job_id = ?", (run_id, job_id)
+        ).fetchone()
+        return float(row[0] or 0.0) if row is not None else 0.0
+
     def records(self, *, backend: str, model: str, payload_sha256: str) -> list[JobRecord]:
-        """Every record of this payload on this backend, newest first (collected ones left out:
-        a newer row holds their request)."""
+        """Every record of this payload on this backend, newest first (collected and held ones left
+        out: another row holds their request)."""
         rows = self.db.execute(
             "SELECT jobs.*, runs.out_dir AS run_out_dir FROM jobs JOIN runs ON runs.id = jobs.run_id "
-            "WHERE jobs.backend = ? AND jobs.model = ? AND jobs.payload_sha256 = ? AND jobs.status != ? "
-            "ORDER BY jobs.rowid DESC",
-            (backend, model, payload_sha256, COLLECTED),
+            "WHERE jobs.backend = ? AND jobs.model = ? AND jobs.payload_sha256 = ? "
+            "AND jobs.status NOT IN (?, ?) ORDER BY jobs.rowid DESC",
+            (backend, model, payload_sha256, COLLECTED, HELD),
         ).fetchall()
         return [_record(row) for row in rows]
 
@@ -362,8 +422,13 @@ class Ledger:
             SELECT * FROM (
                 SELECT runs.id, runs.recipe, runs.model, runs.backend, runs.status, runs.started_at,
                        runs.out_dir, COUNT(jobs.job_id),
-                       COALESCE(SUM(CASE WHEN jobs.status = '{SUCCEEDED}' THEN jobs.cost_usd END), 0),
-                       COALESCE(SUM(CASE WHEN jobs.status IN {IN_FLIGHT} THEN jobs.reserved_usd END), 0)
+                       COALESCE(SUM(CASE WHEN jobs.status IN {BILLED} THEN jobs.cost_usd END), 0),
+                       COALESCE(SUM(CASE WHEN jobs.status IN {IN_FLIGHT} THEN jobs.reserved_usd END), 0),
+                       COALESCE(SUM(CASE WHEN jobs.status IN {BILLED} AND jobs.charged_usd IS NOT NULL
+                                    THEN jobs.estimated_usd END), 0),
+                       COALESCE(SUM(CASE WHEN jobs.status IN {BILLED} THEN jobs.charged_usd END), 0),
+                       COUNT(CASE WHEN jobs.status IN {BILLED} THEN jobs.charged_usd END),
+                       runs.rate_limited, runs.learned_rpm
                 FROM runs LEFT JOIN jobs ON jobs.run_id = runs.id
                 GROUP BY runs.id ORDER BY runs.started_at DESC, runs.id DESC LIMIT ?
             ) ORDER BY 6, 1
@@ -378,14 +443,55 @@ class Ledger:
         rows = self.db.execute(
             f"""
             SELECT substr(COALESCE(jobs.finished_at, jobs.submitted_at), 1, 10), runs.recipe, jobs.model, jobs.backend, COUNT(*),
-                   COALESCE(SUM(CASE WHEN jobs.status = '{SUCCEEDED}' THEN jobs.cost_usd END), 0),
-                   COALESCE(SUM(CASE WHEN jobs.status != '{SUCCEEDED}' THEN jobs.reserved_usd END), 0)
+                   COALESCE(SUM(CASE WHEN jobs.status IN {BILLED} THEN jobs.cost_usd END), 0),
+                   COALESCE(SUM(CASE WHEN jobs.status IN {IN_FLIGHT} THEN jobs.reserved_usd END), 0)
             FROM jobs JOIN runs ON runs.id = jobs.run_id
-            WHERE jobs.status IN ('{SUCCEEDED}', '{SENDING}', '{SUBMITTED}', '{UNKNOWN}')
+            WHERE jobs.status IN {BILLED + IN_FLIGHT}
             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
             """
         ).fetchall()
         return [Spend(*row) for row in rows]
+
+    # --- uploads ------------------------------------------------------------------------------
+
+    def upload_url(self, sha256: str, host: str) -> str | None:
+        """The URL Segmind Storage gave these bytes before, on this host."""
+        row = self.db.execute(
+            "SELECT url FROM uploads WHERE sha256 = ? AND host = ?", (sha256, host)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def record_upload(self, sha256: str, host: str, url: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?)", (sha256, host, url, _now())
+        )
+
+    # --- settling -----------------------------------------------------------------------------
+
+    def unsettled(self, *, backend: str) -> list[dict[str, Any]]:
+        """Rows whose outcome nobody knows yet (of any run: a killed one never says it ended),
+        oldest first: what request history may settle."""
+        rows = self.db.execute(
+            f"SELECT * FROM jobs WHERE backend = ? AND status IN {IN_FLIGHT} ORDER BY rowid",
+            (backend,),
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    def row(self, run_id: str, job_id: str) -> dict[str, Any] | None:
+        found = self.db.execute(
+            "SELECT * FROM jobs WHERE run_id = ? AND job_id = ?", (run_id, job_id)
+        ).fetchone()
+        return None if found is None else dict(found)
+
+    def known_requests(self, request_ids: list[str]) -> set[str]:
+        """Which of these request ids a row already holds (a settled submit must not take one)."""
+        if not request_ids:
+            return set()
+        marks = ", ".join("?" for _ in request_ids)
+        rows = self.db.execute(
+            f"SELECT DISTINCT request_id FROM jobs WHERE request_id IN ({marks})", request_ids
+        ).fetchall()
+        return {str(row[0]) for row in rows}
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db)
@@ -436,6 +542,9 @@ def _record(row: sqlite3.Row) -> JobRecord:
         output_sha256=_loaded(row["output_sha256"]),
         reserved_usd=row["reserved_usd"],
         out_dir=row["run_out_dir"],
+        output_urls=_loaded(row["output_urls"]),
+        body_sha256=row["body_sha256"],
+        sent_at=row["submitted_at"],
     )
     if status == SUBMITTED and not record.pollable:
         # Submitted without its request on record cannot be polled: it is as unknown as "sending".

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine.errors import ImageError
 
-__all__ = ["IMAGE_KINDS", "LocalImage", "image_problem", "read_image"]
+__all__ = ["IMAGE_KINDS", "LocalImage", "image_kind", "image_problem", "read_image"]
 
 IMAGE_KINDS = "PNG, JPEG, WebP or GIF"
 # Past this many pixels a header is not trusted to be a real picture (a decompression bomb).
@@ -30,17 +30,23 @@ class LocalImage:
         return str(self.path)
 
 
-def _kind(head: bytes) -> str | None:
-    """The image format the first bytes of a file announce, if any."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "GIF"
+def image_kind(data: bytes) -> str | None:
+    """The image format bytes announce (``png``, ``jpeg``, ``webp``, ``gif``), if any."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
     return None
+
+
+def _kind(head: bytes) -> str | None:
+    """The format's name as Pillow spells it."""
+    kind = image_kind(head)
+    return kind.upper() if kind else None
 
 
 def image_problem(path: Path) -> str | None:

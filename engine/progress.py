@@ -73,6 +73,7 @@ class ProgressModel:
         for status, word in (
             ("failed", "failed"),
             ("unknown", "unknown"),
+            ("unfetched", "not fetched"),
             ("skipped", "skipped"),
             ("not-sent", "not sent"),
         ):
@@ -93,6 +94,7 @@ class ProgressModel:
             ("skipped", "skipped (already rendered)"),
             ("failed", "failed"),
             ("unknown", "unknown"),
+            ("unfetched", "paid, output not fetched"),
             ("not-sent", "not sent"),
         )
         counts = ", ".join(
@@ -113,17 +115,45 @@ class ProgressModel:
         lines.append(f"  outputs  {summary.out_dir}/ (manifest.jsonl; run {summary.run_id})")
         if summary.cassette:
             lines.append(f"  cassette {summary.cassette}")
+        if summary.uploads:
+            lines.append(f"  uploads  {summary.uploads} local images to Segmind Storage")
+        if summary.rate_limited:
+            rate = f"about {summary.learned_rpm:g}" if summary.learned_rpm else "fewer"
+            lines.append(
+                f"  pace     the account allowed {rate} requests a minute; "
+                f"{summary.rate_limited} answered 429, none failed for it"
+            )
+        lines += _reconciled(summary)
         if summary.aborted:
             lines.append(f"  stopped  {summary.aborted}: nothing more was sent")
         if summary.budget_reached:
             lines.append("  stopped  the budget is reached: the jobs left were not sent")
-        failures = [r for r in summary.results if r.status in {"failed", "unknown"}]
+        failures = [r for r in summary.results if r.status in {"failed", "unknown", "unfetched"}]
         for result in failures[:5]:
             lines.append(f"  {result.status:<8} {result.job}: {_first_line(result.error)}")
             lines += [f"           {line}" for line in _more_lines(result.error)]
         if len(failures) > 5:
             lines.append(f"  … and {len(failures) - 5} more (see manifest.jsonl)")
         return "\n".join(lines)
+
+
+# Charged and estimated differing by more than this is worth a warning.
+_DRIFT = 0.05
+
+
+def _reconciled(summary: RunSummary) -> list[str]:
+    """What Segmind said it charged against the estimates of the same jobs (its units are not
+    documented: both figures are shown, and the totals say which they use)."""
+    if not summary.charged_jobs:
+        return []
+    charged, estimate = summary.charged_usd, summary.charged_estimate_usd
+    line = (
+        f"  charged  {money(charged)} as Segmind reported it for {summary.charged_jobs} jobs, "
+        f"against {money(estimate)} estimated (the totals use what Segmind reported)"
+    )
+    if estimate and abs(charged - estimate) > _DRIFT * estimate:
+        line += f"\n  warning  that is {charged / estimate - 1:+.0%} against the estimate"
+    return [line]
 
 
 def _first_line(text: str | None) -> str:

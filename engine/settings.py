@@ -15,16 +15,24 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_HISTORY_URL",
+    "DEFAULT_STORAGE_URL",
     "LEDGER_FILE",
     "Home",
+    "Hosts",
     "api_key",
     "base_url",
     "host_label",
     "ledger_path",
     "render_home",
+    "segmind_hosts",
 ]
 
 DEFAULT_BASE_URL = "https://api.segmind.com"
+# Segmind Storage (uploads) and request history live on hosts of their own (the official SDK,
+# segmind/files.py and segmind/generations.py).
+DEFAULT_STORAGE_URL = "https://workflows-api.segmind.com"
+DEFAULT_HISTORY_URL = "https://api.spotprod.segmind.com"
 LEDGER_FILE = "ledger.sqlite"
 _APP = "render"
 _LOCAL = ".render"
@@ -73,6 +81,26 @@ def api_key() -> str:
 def base_url() -> str:
     """``SEGMIND_BASE_URL`` without a trailing slash, else Segmind's own API host."""
     return (os.environ.get("SEGMIND_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/")
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """Segmind's three hosts: the API, storage (uploads) and request history. The key goes to
+    these and to no other host."""
+
+    api: str
+    storage: str
+    history: str
+
+
+def segmind_hosts(base: str | None = None) -> Hosts:
+    """Segmind's own three hosts; or, when ``base`` (``SEGMIND_BASE_URL``) names another, all three
+    under it (their paths do not collide), so one setting moves a simulator, a proxy or a test
+    server in for all of Segmind."""
+    api = (base or base_url()).rstrip("/")
+    if api == DEFAULT_BASE_URL:
+        return Hosts(api, DEFAULT_STORAGE_URL, DEFAULT_HISTORY_URL)
+    return Hosts(api, api, api)
 
 
 def host_label(url: str) -> str:

@@ -1,5 +1,6 @@
 """What each job of a plan needs before anything is sent: send it, reuse a picture already paid for,
-collect a request an earlier run left queued, or hold it as unknown until the user says otherwise.
+collect a request an earlier run left queued, fetch the outputs of one that was paid but whose files
+could not be downloaded, or hold it as unknown until request history or the user settles it.
 
 The ledger decides first: a payload that succeeded before, in any recipe and any output folder, is
 reused while its files are intact (``--force`` pays again); otherwise its newest record decides: a
@@ -19,14 +20,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.client import Submitted
-from engine.ledger import SKIPPED, SUBMITTED, SUCCEEDED, UNKNOWN, JobRecord, Ledger
+from engine.ledger import SKIPPED, SUBMITTED, SUCCEEDED, UNFETCHED, UNKNOWN, JobRecord, Ledger
 from engine.localimage import LocalImage
 from engine.outputs import OutputStore
 from engine.plan import Job, Plan
+from engine.uploads import to_upload
 
 __all__ = ["Decision", "Outlook", "Triage", "payload_sha256"]
 
-Action = Literal["send", "reuse", "collect", "unknown"]
+Action = Literal["send", "reuse", "collect", "fetch", "unknown"]
 # How many earlier successes of one payload are checked for intact files before giving up.
 _CANDIDATES = 5
 
@@ -61,9 +63,12 @@ class Decision:
 
     action: Action
     run_id: str | None = None
-    # reuse: the files to copy (absolute); collect: the queued request.
+    # reuse: the files to copy (absolute); collect: the queued request; fetch: the output URLs;
+    # unknown: the ledger's record, which request history may settle.
     sources: tuple[Path, ...] = ()
     request: Submitted | None = None
+    urls: tuple[str, ...] = ()
+    record: JobRecord | None = None
 
 
 SEND = Decision("send")
@@ -79,13 +84,18 @@ class Outlook:
     collect: int
     unknown: int
     cost_usd: float | None
+    fetch: int = 0
+    # Local images the jobs to send will upload to Segmind Storage (never uploaded before).
+    uploads: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "to_send": self.send,
             "already_rendered": self.reuse,
             "to_collect": self.collect,
+            "to_fetch": self.fetch,
             "unknown": self.unknown,
+            "uploads": self.uploads,
         }
 
 
@@ -99,6 +109,8 @@ class Triage:
     force: bool = False
     retry_unknown: bool = False
     model: str = ""
+    # The storage host uploads are remembered for (None: uploads are not counted).
+    storage: str | None = None
     digests: dict[Path, str] = field(default_factory=dict)
     _hashes: dict[tuple[str, int, int], str | None] = field(default_factory=dict)
     _manifest: dict[str, list[dict[str, Any]]] | None = None
@@ -126,7 +138,7 @@ class Triage:
             if decision.action == "send" and digest not in sent:
                 sent.add(digest)
                 cost = None if cost is None or job.cost_usd is None else cost + job.cost_usd
-        counts = dict.fromkeys(("send", "reuse", "collect", "unknown"), 0)
+        counts = dict.fromkeys(("send", "reuse", "collect", "fetch", "unknown"), 0)
         for decision in decisions.values():
             counts[decision.action] += 1
         return Outlook(
@@ -134,8 +146,29 @@ class Triage:
             send=counts["send"],
             reuse=counts["reuse"],
             collect=counts["collect"],
+            fetch=counts["fetch"],
             unknown=counts["unknown"],
             cost_usd=None if cost is None else round(cost, 6),
+            uploads=self._uploads(plan, decisions),
+        )
+
+    def _uploads(self, plan: Plan, decisions: Mapping[str, Decision]) -> int:
+        """How many distinct images the jobs to send upload (those Storage has not got yet)."""
+        if self.storage is None:
+            return 0
+        images = {
+            image.path
+            for job in plan.jobs
+            if decisions[job.id].action == "send"
+            for image in to_upload(plan.spec, job.payload)
+        }
+        digests = {_sha256_of(path) for path in images}
+        return sum(
+            1
+            for digest in digests
+            if digest is None
+            or self.ledger is None
+            or self.ledger.upload_url(digest, self.storage) is None
         )
 
     def _from_ledger(self, records: Sequence[JobRecord]) -> Decision:
@@ -147,12 +180,23 @@ class Triage:
                     sources = tuple(root / path for path in record.output_paths)
                     return Decision("reuse", record.run_id, sources=sources)
         newest = records[0]
+        if newest.status == UNFETCHED and newest.output_urls:
+            return Decision("fetch", newest.run_id, urls=newest.output_urls, record=newest)
         if newest.status == SUBMITTED and newest.pollable:
             assert newest.request_id and newest.poll_url and newest.result_url  # noqa: PT018 - pollable
             request = Submitted(newest.request_id, newest.poll_url, newest.result_url)
             return Decision("collect", newest.run_id, request=request)
         if newest.status in {"sending", UNKNOWN, SUBMITTED} and not self.retry_unknown:
-            return Decision("unknown", newest.run_id)
+            # Settle the row that holds the request's money, not a later run's report of it.
+            holder = next(
+                (
+                    r
+                    for r in records
+                    if r.status in {"sending", UNKNOWN, SUBMITTED} and (r.reserved_usd or 0) > 0
+                ),
+                newest,
+            )
+            return Decision("unknown", holder.run_id, record=holder)
         return SEND
 
     def _from_manifest(self, job_id: str, digest: str) -> Decision:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import socket
 import subprocess
 import sys
@@ -75,3 +76,11 @@ def simulator_process(*options: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def asset_url(base: str, path: Path) -> str:
+    """The URL the simulator's storage gives an uploaded file: content-addressed, so a test can
+    say what a request body carried without uploading."""
+    data = path.read_bytes()
+    extension = ".png" if data.startswith(b"\x89PNG") else ".jpg"
+    return f"{base}/assets/{hashlib.sha256(data).hexdigest()}{extension}"

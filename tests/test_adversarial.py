@@ -331,7 +331,8 @@ def test_the_key_goes_to_no_host_an_answer_names(tmp_path: Path) -> None:
             options=RunOptions(),
             budget_usd=1,
         )
-    assert summary.count("unknown") == 1  # the foreign host knows nothing of it
+    # The foreign host knows nothing of it (404); Segmind's request history, on its own host, does.
+    assert summary.count("succeeded") == 1
     assert seen, "the client never polled the host the answer named"
     assert all("x-api-key" not in headers and "authorization" not in headers for headers in seen)
 

@@ -56,7 +56,7 @@ def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         assert code == 0, err
     # Issue 10: recording says what it wrote.
     assert (
-        "  cassette wrote cassettes/r.yaml: 18 interactions, 18 of them recorded by this run, "
+        "  cassette wrote cassettes/r.yaml: 30 interactions, 30 of them recorded by this run, "
         "12 new blobs in cassettes/blobs/\n"
     ) in out
     return tmp_path

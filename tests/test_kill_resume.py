@@ -36,7 +36,8 @@ from PIL import Image
 from engine.client import SegmindClient
 from engine.plan import Plan, build_plan
 from engine.recipe import load_recipe
-from tests.helpers import ROOT, write_tree
+from engine.uploads import to_upload
+from tests.helpers import ROOT, asset_url, write_tree
 
 RENDER = Path(sys.executable).with_name("render")
 KEY = "sk-test"
@@ -137,16 +138,22 @@ def _sent_yet(db: Path) -> bool:
         return False  # not created or migrated yet
 
 
-def _body_hashes(plan: Plan) -> dict[str, str]:
-    """Each job's request body hash, as the simulator's charge log names it (sha256 of the POST body)."""
+def _body_hashes(plan: Plan, base: str) -> dict[str, str]:
+    """Each job's request body hash, as the simulator's charge log names it (sha256 of the POST
+    body): local images go as the URLs the simulator's storage gives them (their sha256)."""
 
     async def bodies() -> dict[str, str]:
         client = SegmindClient("http://127.0.0.1:9", KEY)
         try:
-            return {
-                job.id: hashlib.sha256(await client.body(plan.spec, job.payload)).hexdigest()
-                for job in plan.jobs
-            }
+            found = {}
+            for job in plan.jobs:
+                urls = {
+                    image.path: asset_url(base, image.path)
+                    for image in to_upload(plan.spec, job.payload)
+                }
+                body = await client.body(plan.spec, job.payload, urls=urls)
+                found[job.id] = hashlib.sha256(body).hexdigest()
+            return found
         finally:
             await client.aclose()
 
@@ -288,11 +295,11 @@ def test_runs_killed_at_random_points_resume_without_paying_twice_or_losing_outp
     plan = build_plan(load_recipe(tmp_path / "kr.yaml"))
     assert not plan.errors
     assert len(plan.jobs) == 24
-    bodies = _body_hashes(plan)
-    assert len(set(bodies.values())) == 24, "every job must send a different body"
-    by_body = {digest: job for job, digest in bodies.items()}
 
     with _simulator(tmp_path) as base:
+        bodies = _body_hashes(plan, base)
+        assert len(set(bodies.values())) == 24, "every job must send a different body"
+        by_body = {digest: job for job, digest in bodies.items()}
         runs = _Runs(tmp_path, base)
 
         # --- kill, re-run, kill again ---------------------------------------------------------
@@ -504,9 +511,9 @@ def test_a_resumed_job_killed_between_ledger_writes_is_not_sent_again(
     )
     plan = build_plan(load_recipe(tmp_path / "kr.yaml"), limit=1)
     (job,) = plan.jobs
-    body = _body_hashes(plan)[job.id]
 
     with _simulator(tmp_path) as base:
+        body = _body_hashes(plan, base)[job.id]
         runs = _Runs(tmp_path, base)
 
         def queued() -> bool:

@@ -67,7 +67,12 @@ class Segmind:
         return create_app(SimulatorConfig(**options))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        # Submissions only: uploads to Storage are never billed.
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] != "/upload-asset"
+        ):
             self.posts.append(scope["path"])
         await self.app(scope, receive, send)
 

@@ -175,7 +175,7 @@ def test_a_cassette_is_replayed_and_a_changed_job_is_reported(
         [
             "*render --render-update*",
             "wrote snapshot *shop.json",
-            "re-recorded cassette *shop.yaml: 16 interactions, 16 of them recorded by this run*",
+            "re-recorded cassette *shop.yaml: 18 interactions, 16 of them recorded by this run*",
         ]
     )
     project.runpytest("recipes").assert_outcomes(passed=4)

@@ -1,37 +1,110 @@
-"""The requests-per-minute gate spaces request starts evenly."""
+"""The run's pace: submissions spaced to --rpm, and a rate learned from 429s, raised carefully.
+
+Time is a fake clock that the fake sleep advances: no test waits for real time.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 
-from engine.ratelimit import RateLimiter
+import pytest
+
+from engine.ratelimit import Pace
 
 
-def test_starts_are_spaced_by_sixty_over_rpm() -> None:
-    async def starts() -> list[float]:
-        limiter = RateLimiter(rpm=1200)  # one start every 50 ms
-        moments: list[float] = []
+class _Time:
+    """A clock and a sleep that only move when something sleeps."""
 
-        async def one() -> None:
-            await limiter.wait()
-            moments.append(time.monotonic())
+    def __init__(self) -> None:
+        self.now = 1000.0
 
-        await asyncio.gather(*(one() for _ in range(5)))
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _pace(rpm: int | None = None, window_s: float = 60.0) -> tuple[Pace, _Time]:
+    clock = _Time()
+    return Pace(rpm, window_s=window_s, clock=clock, sleep=clock.sleep), clock
+
+
+def _starts(pace: Pace, clock: _Time, count: int) -> list[float]:
+    async def go() -> list[float]:
+        moments = []
+        for _ in range(count):
+            await pace.wait()
+            moments.append(clock.now)
+            pace.accepted()
         return moments
 
-    moments = sorted(asyncio.run(starts()))
+    return asyncio.run(go())
+
+
+def test_a_ceiling_spaces_starts_by_a_minute_over_rpm() -> None:
+    pace, clock = _pace(rpm=30)
+    moments = _starts(pace, clock, 5)
     gaps = [b - a for a, b in itertools.pairwise(moments)]
-    assert all(gap >= 0.045 for gap in gaps)
+    assert all(abs(gap - 2.04) < 1e-9 for gap in gaps)  # 60 / 30, and a 2% margin
 
 
-def test_no_limit_waits_for_nothing() -> None:
-    async def go() -> float:
-        limiter = RateLimiter(None)
-        start = time.monotonic()
-        for _ in range(1000):
-            await limiter.wait()
-        return time.monotonic() - start
+def test_no_limit_and_no_429_waits_for_nothing() -> None:
+    pace, clock = _pace()
+    assert _starts(pace, clock, 1000) == [1000.0] * 1000
+    assert pace.learned is None
 
-    assert asyncio.run(go()) < 1.0
+
+def test_a_429_teaches_the_whole_run_the_accounts_rate() -> None:
+    pace, clock = _pace()
+    _starts(pace, clock, 5)  # a free account takes five...
+    pace.limited(retry_after=60.0)  # ...and refuses the sixth until its window frees a slot
+    pace.limited(retry_after=59.0)  # more of the same crowd: nothing new to learn
+    assert (pace.learned, pace.limited_count) == (5.0, 2)
+    moments = _starts(pace, clock, 3)
+    assert moments[0] == 1060.0  # nothing before the reset
+    assert [b - a for a, b in itertools.pairwise(moments)] == pytest.approx([12.24, 12.24])
+
+
+def test_a_full_window_without_a_429_raises_the_rate_by_a_quarter() -> None:
+    pace, clock = _pace(rpm=9)
+    _starts(pace, clock, 4)
+    pace.limited(retry_after=2.0)
+    assert pace.learned == 4.0
+    _starts(pace, clock, 4)
+    assert pace.learned == 5.0  # at least one more
+    _starts(pace, clock, 5)
+    assert pace.learned == 6.25
+    _starts(pace, clock, 30)
+    assert pace.learned == 9.0  # never past --rpm
+    assert pace.rpm == 9.0
+
+
+def test_a_429_at_the_learned_rate_lowers_it_a_little() -> None:
+    pace, clock = _pace(window_s=10.0)
+    _starts(pace, clock, 10)
+    pace.limited(retry_after=10.0)
+    assert pace.learned == 10.0
+    clock.now += 100  # the window has emptied: what it holds says nothing any more
+    _starts(pace, clock, 3)
+    pace.limited(retry_after=2.0)
+    assert pace.learned == 3.0
+    _starts(pace, clock, 2)  # fewer than a window's worth: no rise yet
+    pace.limited(retry_after=2.0)
+    assert pace.learned == pytest.approx(3.0 * 0.9)
+
+
+def test_a_429_without_a_reset_time_waits_a_few_seconds() -> None:
+    pace, clock = _pace()
+    _starts(pace, clock, 2)
+    pace.limited(retry_after=None)
+    assert _starts(pace, clock, 1) == [1005.0]
+
+
+def test_a_429_whose_reset_is_within_a_second_teaches_nothing() -> None:
+    pace, clock = _pace()
+    _starts(pace, clock, 3)
+    assert pace.limited(retry_after=0.6) is False
+    assert (pace.learned, pace.limited_count) == (None, 1)
+    assert _starts(pace, clock, 1) == [1000.0]

@@ -1,4 +1,5 @@
-"""How a simulator behaves: latency, injected faults (deterministic under a seed), balance, auth, images."""
+"""How a simulator behaves: latency, injected faults (deterministic under a seed), balance, auth, images,
+retention, the per-key rate limit and how its 429 says when to come back, uploads and strict URL inputs."""
 
 from __future__ import annotations
 
@@ -10,9 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.errors import InputError
 from engine.specs import Spec
 
-__all__ = ["FAULT_KINDS", "FaultRates", "SimulatorConfig", "parse_faults"]
+__all__ = ["FAULT_KINDS", "FaultRates", "ResetFormat", "SimulatorConfig", "parse_faults"]
 
-FAULT_KINDS = ("429", "500", "502", "504", "406", "drop", "slow", "failed")
+# New kinds go at the end: a seed's schedule of the older kinds stays what it was.
+FAULT_KINDS = ("429", "500", "502", "504", "406", "drop", "slow", "failed", "lost")
+# How ``x-rate-limit-reset-at-utc`` is written: nobody documents Segmind's format, so the engine is
+# tested against each reading (ISO 8601, epoch seconds, HTTP-date).
+ResetFormat = Literal["iso", "epoch", "http-date"]
+# Segmind keeps a queued request one hour after its submission; its output files about a week.
+_RETENTION_S = 3600.0
+_FILES_PER_RETENTION = 7 * 24
 
 
 class FaultRates(BaseModel):
@@ -28,6 +36,8 @@ class FaultRates(BaseModel):
     drop: float = Field(default=0.0, ge=0, le=1)
     slow: float = Field(default=0.0, ge=0, le=1)
     failed: float = Field(default=0.0, ge=0, le=1)
+    # The request succeeds, but its output files are not there yet (404 or 403) for ``lost_for_s``.
+    lost: float = Field(default=0.0, ge=0, le=1)
 
     def pick(self, draw: float) -> str | None:
         """The fault a uniform draw in [0, 1) lands on, or None."""
@@ -48,6 +58,7 @@ class FaultRates(BaseModel):
             self.drop,
             self.slow,
             self.failed,
+            self.lost,
         )
 
     @property
@@ -89,6 +100,7 @@ class SimulatorConfig(BaseModel):
     faults: FaultRates = FaultRates()
     seed: int = 0
     slow_extra_s: float = Field(default=2.0, ge=0)
+    # An injected 429 says a slot frees this many seconds later (in ``x-rate-limit-reset-at-utc``).
     retry_after_s: int = Field(default=1, ge=0)
     balance_usd: float = Field(default=100.0, ge=0)
     # Price charged for a model whose spec has none (sd1.5-scifi).
@@ -99,7 +111,19 @@ class SimulatorConfig(BaseModel):
     report_cost: bool = False
     # None: any non-empty key is accepted.
     key: str | None = None
-    retention_s: float = Field(default=3600.0, gt=0)
+    # How long a queued request answers its polls, from its submission; None: Segmind's hour,
+    # times ``latency_scale`` when that is set. Output files are kept a week's worth of it (168x).
+    retention_s: float | None = Field(default=None, gt=0)
+    # Submissions (POSTs to /v1, /v2, /workflows) per key in any ``rate_window_s``; None: no limit.
+    rpm: int | None = Field(default=None, ge=1)
+    rate_window_s: float = Field(default=60.0, gt=0)
+    reset_format: ResetFormat = "iso"
+    # Refuse base64 in an image parameter that takes a URL (encoding ``uri``): upload it instead.
+    strict_urls: bool = False
+    # The upload answer's list: the SDK reads ``file_urls``, Segmind's docs page says ``urls``.
+    upload_answer_key: Literal["file_urls", "urls"] = "file_urls"
+    # How long a ``lost`` request's output files are missing after it completes.
+    lost_for_s: float = Field(default=30.0, ge=0)
     # "preview" composes real previews; "tiny" answers a few-byte image, for load tests.
     images: Literal["preview", "tiny"] = "preview"
     # A larger body is answered 413 unread. The largest real one, furniture-staging's, carries up to
@@ -113,6 +137,19 @@ class SimulatorConfig(BaseModel):
             return spec.latency_s * self.latency_scale
         return 0.0
 
+    def retention(self) -> float:
+        """Seconds a queued request is kept after its submission."""
+        if self.retention_s is not None:
+            return self.retention_s
+        # A scale of 0 would forget every request the moment it is submitted.
+        if self.latency_scale:
+            return _RETENTION_S * self.latency_scale
+        return _RETENTION_S
+
+    def file_retention(self) -> float:
+        """Seconds an output file is kept after its request's submission."""
+        return self.retention() * _FILES_PER_RETENTION
+
     def fault(self, path: str, body: bytes, attempt: int) -> str | None:
         """The fault for this attempt at this request: the same seed, request and attempt number give
         the same answer, whatever order concurrent requests arrive in.
@@ -121,3 +158,9 @@ class SimulatorConfig(BaseModel):
             return None
         digest = hashlib.sha256(f"{self.seed}\0{path}\0{attempt}\0".encode() + body).digest()
         return self.faults.pick(int.from_bytes(digest[:8], "big") / 2**64)
+
+    def lost_status(self, body_sha256: str) -> int:
+        """What a ``lost`` request's missing files answer: a CDN says 404, or 403 where listing is
+        not allowed (S3). Chosen by the seed and the request, so a schedule replays the same."""
+        digest = hashlib.sha256(f"{self.seed}\0lost\0{body_sha256}".encode()).digest()
+        return 403 if digest[0] & 1 else 404

@@ -1,18 +1,18 @@
 """The simulator speaks Segmind's protocol: paths, auth, status codes, JSON shapes, billing and faults.
 
 Every test talks HTTP: over a real loopback socket, and for the transport-parametrised ones also in
-process through httpx's ASGI transport. Only fake keys are used; nothing reaches the real API.
+process through httpx's ASGI transport. Queued requests move on an injected clock, never by waiting.
+Only fake keys are used; nothing reaches the real API.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -22,58 +22,32 @@ from PIL import Image
 from starlette.applications import Starlette
 
 from engine.simulator import parse_faults
-from tests.simulator.conftest import png_b64, simulator_of
+from tests.simulator.conftest import (
+    KEY,
+    QUIET,
+    Connect,
+    FakeClock,
+    assert_error,
+    base_of,
+    charges,
+    in_process,
+    png_b64,
+    simulator_of,
+)
 
 pytestmark = pytest.mark.anyio
 
-KEY = {"x-api-key": "sk-test"}
 SCENECRAFT_V1 = "/v1/segmind-scenecraft-v01"
 SCENECRAFT_V2 = "/v2/segmind-scenecraft-v01"
 SCIFI_V1 = "/v1/sd1.5-scifi"
+SCIFI_V2 = "/v2/sd1.5-scifi"
 WORKFLOW = "/workflows/6865fd064727e611dfa21d4f-v5"
 SCENECRAFT_PRICE = 0.339
 PRODUCT = png_b64()
-TERMINAL = ("COMPLETED", "FAILED")
-
-Connect = Callable[[Starlette], contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(params=["socket", "asgi"])
-def connect(request: pytest.FixtureRequest, serve: Callable[[Starlette], str]) -> Connect:
-    """``async with connect(app) as client``: a client on a loopback socket, or in process (ASGI)."""
-
-    @contextlib.asynccontextmanager
-    async def open_client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-        if request.param == "socket":
-            client = httpx.AsyncClient(base_url=serve(app))
-        else:
-            client = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://sim"
-            )
-        async with client:
-            yield client
-
-    return open_client
-
-
-@contextlib.asynccontextmanager
-async def in_process(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
-        yield client
 
 
 def scenecraft(prompt: str = "a sofa in a sunlit loft") -> dict[str, Any]:
     return {"image": PRODUCT, "prompt": prompt}
-
-
-def base_of(client: httpx.AsyncClient | httpx.Client) -> str:
-    return str(client.base_url).rstrip("/")
 
 
 class Decoded:
@@ -88,40 +62,6 @@ class Decoded:
 
 def decode_image(data: bytes) -> Decoded:
     return Decoded(data)
-
-
-def assert_error(response: httpx.Response, status: int) -> str:
-    """The response is ``status`` with a body of exactly ``{"error": <text>}``; returns the text."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert list(body) == ["error"]
-    assert isinstance(body["error"], str)
-    assert body["error"]
-    return body["error"]
-
-
-async def poll(
-    client: httpx.AsyncClient, url: str, *, timeout: float = 5.0
-) -> tuple[list[str], httpx.Response]:
-    """GET ``url`` until a terminal status; returns the distinct statuses seen, in order, and the last answer."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await client.get(url, headers=KEY)
-        status = response.json()["status"]
-        if not seen or seen[-1] != status:
-            seen.append(status)
-        if status in TERMINAL:
-            return seen, response
-        assert time.monotonic() < deadline, f"still {status} after {timeout} s"
-        await anyio.sleep(0.01)
-
-
-async def charges(client: httpx.AsyncClient) -> dict[str, Any]:
-    response = await client.get("/_simulator/charges")
-    assert response.status_code == 200
-    return response.json()
 
 
 # --- v1 sync ---------------------------------------------------------------------------------------
@@ -160,47 +100,57 @@ async def test_v1_is_also_served_on_the_v2_slug_path(connect: Connect, make_app:
     assert decode_image(response.content).format == "PNG"
 
 
-async def test_v1_json_model_answers_base64_images(connect: Connect, make_app: Any) -> None:
+async def test_v1_base64_answers_one_image_as_a_string(connect: Connect, make_app: Any) -> None:
     async with connect(make_app()) as client:
-        payload = {"prompt": "a starship over a red planet", "base64": True, "samples": 3}
+        payload = {"prompt": "a starship over a red planet", "base64": True}
         response = await client.post(SCIFI_V1, json=payload, headers=KEY)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
     assert "x-remaining-credits" in response.headers
     body = response.json()
-    assert list(body) == ["images"]
-    assert len(body["images"]) == 3
-    for encoded in body["images"]:
-        image = decode_image(base64.b64decode(encoded, validate=True))
-        assert image.format == "PNG"
-        assert image.size == (512, 512)
+    assert list(body) == ["image", "status"]
+    assert body["status"] == "Success"
+    assert isinstance(body["image"], str)
+    image = decode_image(base64.b64decode(body["image"], validate=True))
+    assert (image.format, image.size) == ("PNG", (512, 512))
 
 
-async def test_v1_json_model_answers_urls_without_base64(connect: Connect, make_app: Any) -> None:
+async def test_v1_base64_answers_several_images_as_a_list(connect: Connect, make_app: Any) -> None:
     async with connect(make_app()) as client:
-        response = await client.post(
-            SCIFI_V1, json={"prompt": "a moon base", "samples": 2}, headers=KEY
-        )
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert list(body) == ["images"]
-        assert len(body["images"]) == 2
-        for url in body["images"]:
-            assert url.startswith(base_of(client) + "/")
-            fetched = await client.get(url)
-            assert fetched.status_code == 200
-            assert fetched.headers["content-type"] == "image/png"
-            assert decode_image(fetched.content).format == "PNG"
+        payload = {"prompt": "a starship over a red planet", "base64": True, "samples": 3}
+        response = await client.post(SCIFI_V1, json=payload, headers=KEY)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert list(body) == ["image", "status"]
+    assert body["status"] == "Success"
+    assert len(body["image"]) == 3
+    for encoded in body["image"]:
+        image = decode_image(base64.b64decode(encoded, validate=True))
+        assert (image.format, image.size) == ("PNG", (512, 512))
 
 
-async def test_v1_json_urls_are_unique(make_app: Any) -> None:
+async def test_v1_without_base64_answers_image_bytes(connect: Connect, make_app: Any) -> None:
+    """Segmind's v1 answers the image itself unless base64 is asked, a JSON model's too."""
+    async with connect(make_app()) as client:
+        response = await client.post(SCIFI_V1, json={"prompt": "a moon base"}, headers=KEY)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    assert "x-remaining-credits" in response.headers
+    assert decode_image(response.content).format == "PNG"
+
+
+async def test_result_urls_are_unique(make_app: Any, clock: FakeClock) -> None:
     """A result URL names one result: a later request must not reuse it (and so overwrite its image)."""
-    async with in_process(make_app(images="tiny")) as client:
+    async with in_process(make_app(images="tiny", latency_s=0, clock=clock)) as client:
         urls: list[str] = []
-        for index in range(300):
-            response = await client.post(SCIFI_V1, json={"prompt": f"station {index}"}, headers=KEY)
-            urls.extend(response.json()["images"])
+        for index in range(150):
+            submitted = await client.post(
+                SCIFI_V2, json={"prompt": f"station {index}", "samples": 2}, headers=KEY
+            )
+            result = (await client.get(submitted.json()["response_url"], headers=KEY)).json()
+            urls.extend(result["images"])
     reused = sorted({url for url in urls if urls.count(url) > 1})
+    assert len(urls) == 300
     assert reused == [], (
         f"{len(urls) - len(set(urls))} of {len(urls)} URLs reused, e.g. {reused[:2]}"
     )
@@ -220,17 +170,29 @@ async def test_v1_json_urls_are_unique(make_app: Any) -> None:
 async def test_missing_key_is_401(connect: Connect, make_app: Any, headers: dict[str, str]) -> None:
     app = make_app()
     async with connect(app) as client:
-        v1 = await client.post(SCENECRAFT_V1, json=scenecraft(), headers=headers)
-        v2 = await client.post(SCENECRAFT_V2, json=scenecraft(), headers=headers)
-        flow = await client.post(WORKFLOW, json={"Prompt": "x"}, headers=headers)
-        credits = await client.get("/v1/get-user-credits", headers=headers)
-    for response in (v1, v2, flow, credits):
+        answers = [
+            await client.post(SCENECRAFT_V1, json=scenecraft(), headers=headers),
+            await client.post(SCENECRAFT_V2, json=scenecraft(), headers=headers),
+            await client.post(WORKFLOW, json={"Prompt": "x"}, headers=headers),
+            await client.get("/v1/get-user-credits", headers=headers),
+            await client.post(
+                "/upload-asset", json={"data_urls": [f"data:image/png;base64,{PRODUCT}"]}
+            ),
+            await client.get("/inference-request/request-history", headers=headers),
+            await client.get("/inference-request/request-history/some-id", headers=headers),
+        ]
+    for response in answers:
         assert_error(response, 401)
     assert simulator_of(app).state.charges == []
     assert simulator_of(app).state.requests == {}
+    assert simulator_of(app).state.jobs == {}
 
 
-async def test_wrong_key_is_401_and_bearer_is_accepted(connect: Connect, make_app: Any) -> None:
+async def test_wrong_key_is_401_and_both_headers_are_accepted(
+    connect: Connect, make_app: Any
+) -> None:
+    """x-api-key everywhere (the SDK sends only it from 1.2, workflows included); Bearer too, as
+    the workflow page's sample sends it."""
     app = make_app(key="secret")
     async with connect(app) as client:
         wrong = await client.post(
@@ -243,14 +205,24 @@ async def test_wrong_key_is_401_and_bearer_is_accepted(connect: Connect, make_ap
         bearer = await client.post(
             SCENECRAFT_V1, json=scenecraft(), headers={"Authorization": "Bearer secret"}
         )
-        flow = await client.post(
+        flow_bearer = await client.post(
             WORKFLOW, json={"Prompt": "x"}, headers={"Authorization": "Bearer secret"}
         )
+        flow_key = await client.post(
+            WORKFLOW, json={"Prompt": "y"}, headers={"x-api-key": "secret"}
+        )
+        flow_wrong = await client.post(
+            WORKFLOW, json={"Prompt": "z"}, headers={"x-api-key": "sk-test"}
+        )
+        poll = await client.get(flow_key.json()["poll_url"], headers={"x-api-key": "secret"})
     assert_error(wrong, 401)
     assert_error(wrong_bearer, 401)
+    assert_error(flow_wrong, 401)
     assert right.status_code == 200
     assert bearer.status_code == 200
-    assert flow.status_code == 200
+    assert flow_bearer.status_code == 200
+    assert flow_key.status_code == 200
+    assert poll.status_code == 200
     assert [c.spec_id for c in simulator_of(app).state.charges].count("scenecraft") == 2
 
 
@@ -259,10 +231,15 @@ async def test_polling_needs_the_key_too(connect: Connect, make_app: Any) -> Non
         submitted = (
             await client.post(SCENECRAFT_V2, json=scenecraft(), headers={"x-api-key": "secret"})
         ).json()
+        flow = (
+            await client.post(WORKFLOW, json={"Prompt": "x"}, headers={"x-api-key": "secret"})
+        ).json()
         assert_error(await client.get(submitted["status_url"]), 401)
         assert_error(
             await client.get(submitted["response_url"], headers={"x-api-key": "wrong"}), 401
         )
+        assert_error(await client.get(submitted["poll_url"]), 401)
+        assert_error(await client.get(flow["poll_url"]), 401)
         ok = await client.get(submitted["status_url"], headers={"authorization": "Bearer secret"})
     assert ok.status_code == 200
 
@@ -286,6 +263,27 @@ async def test_unknown_model_and_unknown_paths_are_404(connect: Connect, make_ap
     assert simulator_of(app).state.charges == []
 
 
+async def test_unknown_request_id_is_404(connect: Connect, make_app: Any) -> None:
+    async with connect(make_app()) as client:
+        for path in (
+            "/v2/requests/nope/status",
+            "/v2/requests/nope",
+            "/v1/requests/nope",
+            "/workflows/request/nope",
+        ):
+            assert_error(await client.get(path, headers=KEY), 404)
+
+
+async def test_the_old_plural_workflow_poll_path_is_gone(connect: Connect, make_app: Any) -> None:
+    async with connect(make_app(latency_s=0)) as client:
+        submitted = (await client.post(WORKFLOW, json={"Prompt": "x"}, headers=KEY)).json()
+        request_id = submitted["request_id"]
+        assert_error(await client.get(f"/workflows/requests/{request_id}", headers=KEY), 404)
+        assert (
+            await client.get(f"/workflows/request/{request_id}", headers=KEY)
+        ).status_code == 200
+
+
 # --- 400 -------------------------------------------------------------------------------------------
 
 
@@ -307,6 +305,7 @@ async def test_bad_bodies_are_400(connect: Connect, make_app: Any) -> None:
             assert "stepz" in assert_error(unknown, 400)
     assert simulator_of(app).state.charges == []
     assert simulator_of(app).state.requests == {}
+    assert simulator_of(app).state.jobs == {}
 
 
 async def test_bad_workflow_payload_is_400(connect: Connect, make_app: Any) -> None:
@@ -352,7 +351,7 @@ async def test_v2_submit_is_406_when_queued_jobs_reserve_the_balance(
     assert_error(second, 406)
     assert_error(sync, 406)
     assert cheap.status_code == 200
-    assert log == {"balance_usd": 0.5, "charges": []}
+    assert log == {"balance_usd": 0.5, "charges": [], **QUIET}
     assert len(simulator_of(app).state.requests) == 2
 
 
@@ -384,7 +383,7 @@ async def test_concurrent_v1_calls_cannot_overdraw_the_balance(
 # --- injected faults -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["429", "500", "502", "504", "406"])
+@pytest.mark.parametrize("kind", ["500", "502", "504", "406"])
 async def test_injected_error_is_served_and_not_charged(
     connect: Connect, make_app: Any, kind: str
 ) -> None:
@@ -394,15 +393,14 @@ async def test_injected_error_is_served_and_not_charged(
             payload = {"Prompt": "on a bench"} if path == WORKFLOW else scenecraft()
             response = await client.post(path, json=payload, headers=KEY)
             assert_error(response, int(kind))
-            if kind == "429":
-                assert response.headers["retry-after"] == "7"
-            else:
-                assert "retry-after" not in response.headers
+            assert "retry-after" not in response.headers
+            assert "x-rate-limit-reset-at-utc" not in response.headers
             assert float(response.headers["x-remaining-credits"]) == pytest.approx(100.0)
         log = await charges(client)
-    assert log == {"balance_usd": 100.0, "charges": []}
+    assert log == {"balance_usd": 100.0, "charges": [], **QUIET}
     assert simulator_of(app).state.charges == []
     assert simulator_of(app).state.requests == {}
+    assert simulator_of(app).state.jobs == {}
 
 
 async def test_faults_come_after_auth_and_validation(connect: Connect, make_app: Any) -> None:
@@ -431,36 +429,42 @@ def test_dropped_sync_connection_is_still_charged(
 
 
 def test_dropped_v2_submit_still_runs_and_bills(
-    make_app: Any, serve: Callable[[Starlette], str]
+    make_app: Any, serve: Callable[[Starlette], str], clock: FakeClock
 ) -> None:
-    app = make_app(faults=parse_faults("drop=1"), latency_s=0.1)
+    app = make_app(faults=parse_faults("drop=1"), latency_s=0.1, clock=clock)
     base = serve(app)
     with httpx.Client(base_url=base, headers=KEY) as client:
         with pytest.raises(httpx.TransportError):
             client.post(SCENECRAFT_V2, json=scenecraft())
-        time.sleep(0.2)
+        assert client.get("/_simulator/charges").json()["charges"] == []
+        clock.advance(0.1)
         log = client.get("/_simulator/charges").json()
     assert [c["spec"] for c in log["charges"]] == ["scenecraft"]
 
 
-async def test_slow_fault_adds_its_delay(connect: Connect, make_app: Any) -> None:
-    app = make_app(faults=parse_faults("slow=1"), slow_extra_s=0.25, latency_s=0.05)
+async def test_slow_fault_adds_its_delay(connect: Connect, make_app: Any, clock: FakeClock) -> None:
+    app = make_app(faults=parse_faults("slow=1"), slow_extra_s=0.25, latency_s=0.05, clock=clock)
     async with connect(app) as client:
+        # A sync call takes its latency in real time: that is what a client waits on.
         started = time.monotonic()
         sync = await client.post(SCENECRAFT_V1, json=scenecraft(), headers=KEY)
         elapsed = time.monotonic() - started
         submitted = (await client.post(SCENECRAFT_V2, json=scenecraft(), headers=KEY)).json()
-        _, result = await poll(client, submitted["response_url"])
+        clock.advance(0.299)
+        running = await client.get(submitted["status_url"], headers=KEY)
+        clock.advance(0.001)
+        result = await client.get(submitted["response_url"], headers=KEY)
     assert sync.status_code == 200
     assert elapsed >= 0.3
-    assert result.json()["metrics"] == {"inference_time": 0.3}
+    assert running.json()["status"] == "PROCESSING"
+    assert result.json()["metrics"] == {"inference_time": 0.27, "queue_time": 0.03}
 
 
 # --- v2 async --------------------------------------------------------------------------------------
 
 
-async def test_v2_lifecycle(connect: Connect, make_app: Any) -> None:
-    app = make_app(latency_s=0.3)
+async def test_v2_lifecycle(connect: Connect, make_app: Any, clock: FakeClock) -> None:
+    app = make_app(latency_s=10, clock=clock)
     async with connect(app) as client:
         base = base_of(client)
         submit = await client.post(SCENECRAFT_V2, json=scenecraft(), headers=KEY)
@@ -470,34 +474,57 @@ async def test_v2_lifecycle(connect: Connect, make_app: Any) -> None:
         request_id = body["request_id"]
         assert isinstance(request_id, str)
         assert request_id
-        assert body["status_url"] == f"{base}/v2/requests/{request_id}/status"
-        assert body["response_url"] == f"{base}/v2/requests/{request_id}"
+        assert body == {
+            "request_id": request_id,
+            "status": "QUEUED",
+            "poll_url": f"{base}/v1/requests/{request_id}",
+            "status_url": f"{base}/v2/requests/{request_id}/status",
+            "response_url": f"{base}/v2/requests/{request_id}",
+        }
 
+        # QUEUED for the first tenth of the latency, then PROCESSING, then COMPLETED.
+        clock.advance(0.5)
+        queued = await client.get(body["status_url"], headers=KEY)
+        assert queued.json() == {
+            "status": "QUEUED",
+            "request_id": request_id,
+            "metrics": {"queue_time": 0.5},
+        }
         early = await client.get(body["response_url"], headers=KEY)
         assert early.status_code == 200
-        assert early.json()["status"] in {"QUEUED", "PROCESSING"}
-        assert "output" not in early.json()
-
-        seen, last = await poll(client, body["status_url"])
-        assert seen[-2:] == ["PROCESSING", "COMPLETED"]
-        assert seen in (["QUEUED", "PROCESSING", "COMPLETED"], ["PROCESSING", "COMPLETED"])
-        assert last.status_code == 200
-        assert last.json() == {"status": "COMPLETED", "request_id": request_id}
+        assert early.json() == queued.json()
+        clock.advance(4.5)
+        processing = await client.get(body["status_url"], headers=KEY)
+        assert processing.json() == {
+            "status": "PROCESSING",
+            "request_id": request_id,
+            "metrics": {"queue_time": 1.0},
+        }
+        clock.advance(5)
+        done = await client.get(body["status_url"], headers=KEY)
+        assert done.status_code == 200
+        assert done.json() == {
+            "status": "COMPLETED",
+            "request_id": request_id,
+            "metrics": {"inference_time": 9.0, "queue_time": 1.0},
+        }
 
         result = await client.get(body["response_url"], headers=KEY)
         assert result.status_code == 200
         data = result.json()
-        assert set(data) == {"status", "request_id", "output", "metrics"}
-        assert data["status"] == "COMPLETED"
-        assert data["request_id"] == request_id
-        assert data["metrics"] == {"inference_time": 0.3}
-        assert isinstance(data["output"], str)
-        assert data["output"].startswith(base + "/")
+        assert data == {
+            "status": "COMPLETED",
+            "request_id": request_id,
+            "output": data["output"],
+            "metrics": {"inference_time": 9.0, "queue_time": 1.0},
+        }
+        assert data["output"].startswith(base + "/files/")
         image = await client.get(data["output"])
         assert image.status_code == 200
         assert image.headers["content-type"] == "image/jpeg"
         assert decode_image(image.content).format == "JPEG"
-        # Fetching again answers the same result and bills nothing more.
+        # The poll URL answers as the result URL; fetching again bills nothing more.
+        assert (await client.get(body["poll_url"], headers=KEY)).json() == data
         assert (await client.get(body["response_url"], headers=KEY)).json() == data
         log = await charges(client)
     assert [(c["request_id"], c["amount_usd"]) for c in log["charges"]] == [
@@ -505,103 +532,85 @@ async def test_v2_lifecycle(connect: Connect, make_app: Any) -> None:
     ]
 
 
-async def test_v2_starts_queued(connect: Connect, make_app: Any) -> None:
-    """QUEUED lasts a tenth of the latency; with 2 s of latency the first poll lands in it."""
-    async with connect(make_app(latency_s=2)) as client:
-        submitted = (await client.post(SCENECRAFT_V2, json=scenecraft(), headers=KEY)).json()
-        assert submitted["status"] == "QUEUED"
-        first = await client.get(submitted["status_url"], headers=KEY)
-        await anyio.sleep(0.25)
-        later = await client.get(submitted["status_url"], headers=KEY)
-    assert first.json()["status"] == "QUEUED"
-    assert later.json()["status"] == "PROCESSING"
-
-
-def test_v2_charge_appears_when_the_job_completes_even_unpolled(
-    make_app: Any, serve: Callable[[Starlette], str]
+async def test_v2_charge_appears_when_the_job_completes_even_unpolled(
+    connect: Connect, make_app: Any, clock: FakeClock
 ) -> None:
-    app = make_app(latency_s=0.3)
-    base = serve(app)
-    with httpx.Client(base_url=base, headers=KEY) as client:
-        request_id = client.post(SCENECRAFT_V2, json=scenecraft()).json()["request_id"]
-        assert client.get("/_simulator/charges").json() == {"balance_usd": 100.0, "charges": []}
-        assert simulator_of(app).state.charges == []
-        time.sleep(0.45)
-        log = client.get("/_simulator/charges").json()
-        credits = client.get("/v1/get-user-credits").json()
+    app = make_app(latency_s=0.3, clock=clock)
+    async with connect(app) as client:
+        request_id = (await client.post(SCENECRAFT_V2, json=scenecraft(), headers=KEY)).json()[
+            "request_id"
+        ]
+        assert await charges(client) == {"balance_usd": 100.0, "charges": [], **QUIET}
+        clock.advance(0.3)
+        log = await charges(client)
+        credits = (await client.get("/v1/get-user-credits", headers=KEY)).json()
     assert [(c["request_id"], c["spec"], c["amount_usd"]) for c in log["charges"]] == [
         (request_id, "scenecraft", SCENECRAFT_PRICE)
     ]
     assert log["balance_usd"] == pytest.approx(100 - SCENECRAFT_PRICE)
     assert credits["credits"] == pytest.approx(100 - SCENECRAFT_PRICE)
-    assert len(simulator_of(app).state.charges) == 1
 
 
-async def test_v2_json_model_result(connect: Connect, make_app: Any) -> None:
-    async with connect(make_app(latency_s=0)) as client:
-        submitted = (
-            await client.post(
-                "/v2/sd1.5-scifi",
-                json={"prompt": "a ring world", "base64": True, "samples": 2},
-                headers=KEY,
-            )
-        ).json()
-        _, result = await poll(client, submitted["response_url"])
-    output = result.json()["output"]
-    assert list(output) == ["images"]
-    assert [decode_image(base64.b64decode(i)).format for i in output["images"]] == ["PNG", "PNG"]
+async def test_v2_several_samples_answer_every_url(
+    connect: Connect, make_app: Any, clock: FakeClock
+) -> None:
+    """``output`` is the first image's URL; ``images`` lists them all (base64 or not: v2 answers
+    URLs)."""
+    async with connect(make_app(latency_s=0, clock=clock)) as client:
+        base = base_of(client)
+        several = await client.post(
+            SCIFI_V2, json={"prompt": "a ring world", "base64": True, "samples": 2}, headers=KEY
+        )
+        one = await client.post(SCIFI_V2, json={"prompt": "a ring world"}, headers=KEY)
+        results = [
+            (await client.get(r.json()["response_url"], headers=KEY)).json() for r in (several, one)
+        ]
+        fetched = [
+            decode_image((await client.get(url)).content).format for url in results[0]["images"]
+        ]
+    assert set(results[0]) == {"status", "request_id", "output", "images", "metrics"}
+    assert len(results[0]["images"]) == 2
+    assert results[0]["output"] == results[0]["images"][0]
+    assert all(url.startswith(base + "/files/") for url in results[0]["images"])
+    assert fetched == ["PNG", "PNG"]
+    assert set(results[1]) == {"status", "request_id", "output", "metrics"}
 
 
-async def test_v2_failed_job_is_422_and_not_charged(connect: Connect, make_app: Any) -> None:
-    app = make_app(faults=parse_faults("failed=1"), latency_s=0.05)
+async def test_v2_failed_job_is_422_and_not_charged(
+    connect: Connect, make_app: Any, clock: FakeClock
+) -> None:
+    app = make_app(faults=parse_faults("failed=1"), latency_s=2, clock=clock)
     async with connect(app) as client:
         submit = await client.post(SCENECRAFT_V2, json=scenecraft(), headers=KEY)
         assert submit.status_code == 200
         submitted = submit.json()
-        seen, _ = await poll(client, submitted["status_url"])
-        status = await client.get(submitted["status_url"], headers=KEY)
-        result = await client.get(submitted["response_url"], headers=KEY)
+        running = await client.get(submitted["status_url"], headers=KEY)
+        clock.advance(2)
+        answers = [
+            await client.get(submitted[name], headers=KEY)
+            for name in ("status_url", "response_url", "poll_url")
+        ]
         log = await charges(client)
-    assert seen[-1] == "FAILED"
-    for response in (status, result):
+    assert running.status_code == 200
+    for response in answers:
         assert response.status_code == 422
         body = response.json()
-        assert body["status"] == "FAILED"
-        assert body["request_id"] == submitted["request_id"]
+        assert body == {
+            "status": "FAILED",
+            "error": body["error"],
+            "metrics": {"inference_time": 1.8, "queue_time": 0.2},
+        }
         assert isinstance(body["error"], str)
         assert body["error"]
-        assert "output" not in body
-    assert log == {"balance_usd": 100.0, "charges": []}
+    assert log == {"balance_usd": 100.0, "charges": [], **QUIET}
     assert simulator_of(app).state.charges == []
-
-
-async def test_unknown_request_id_is_404(connect: Connect, make_app: Any) -> None:
-    async with connect(make_app()) as client:
-        for path in ("/v2/requests/nope/status", "/v2/requests/nope", "/workflows/requests/nope"):
-            assert_error(await client.get(path, headers=KEY), 404)
-
-
-async def test_expired_request_is_404(connect: Connect, make_app: Any) -> None:
-    app = make_app(latency_s=0, retention_s=0.2)
-    async with connect(app) as client:
-        submitted = (await client.post(SCENECRAFT_V2, json=scenecraft(), headers=KEY)).json()
-        _, result = await poll(client, submitted["response_url"])
-        output = result.json()["output"]
-        assert (await client.get(output)).status_code == 200
-        await anyio.sleep(0.35)
-        assert_error(await client.get(submitted["status_url"], headers=KEY), 404)
-        assert_error(await client.get(submitted["response_url"], headers=KEY), 404)
-        assert_error(await client.get(output), 404)
-        log = await charges(client)
-    # Expiry forgets the result, not the bill.
-    assert len(log["charges"]) == 1
 
 
 # --- workflow --------------------------------------------------------------------------------------
 
 
-async def test_workflow_lifecycle(connect: Connect, make_app: Any) -> None:
-    app = make_app(latency_s=0.3)
+async def test_workflow_lifecycle(connect: Connect, make_app: Any, clock: FakeClock) -> None:
+    app = make_app(latency_s=10, clock=clock)
     async with connect(app) as client:
         base = base_of(client)
         payload = {
@@ -609,34 +618,40 @@ async def test_workflow_lifecycle(connect: Connect, make_app: Any) -> None:
             "Scene": png_b64("green", background="green"),
             "Prompt": "sitting on the bench",
         }
-        submit = await client.post(
-            WORKFLOW, json=payload, headers={"Authorization": "Bearer sk-test"}
-        )
+        submit = await client.post(WORKFLOW, json=payload, headers=KEY)
         assert submit.status_code == 200, submit.text
         body = submit.json()
         request_id = body["request_id"]
-        assert body["poll_url"] == f"{base}/workflows/requests/{request_id}"
+        assert body == {
+            "message": body["message"],
+            "poll_url": f"{base}/workflows/request/{request_id}",
+            "request_id": request_id,
+            "status": "QUEUED",
+        }
+        assert isinstance(body["message"], str)
 
-        seen, last = await poll(client, body["poll_url"])
-        assert seen[-2:] == ["PROCESSING", "COMPLETED"]
-        assert seen[0] in {"QUEUED", "PROCESSING"}
+        queued = await client.get(body["poll_url"], headers=KEY)
+        assert queued.json() == {"output": "", "status": "QUEUED"}
+        clock.advance(1)
+        processing = await client.get(body["poll_url"], headers=KEY)
+        assert processing.json() == {"output": "", "status": "PROCESSING"}
+        clock.advance(9)
+        last = await client.get(body["poll_url"], headers=KEY)
         assert last.status_code == 200
         data = last.json()
+        assert list(data) == ["output", "status"]
         assert data["status"] == "COMPLETED"
-        assert data["request_id"] == request_id
         assert isinstance(data["output"], str)
         output = json.loads(data["output"])
-        assert isinstance(output, dict)
-        urls = [v for v in output.values() if isinstance(v, str)] + [
-            u for v in output.values() if isinstance(v, list) for u in v
+        assert output == [
+            {"keyname": "image", "value": {"data": output[0]["value"]["data"], "type": "image"}}
         ]
-        assert urls
-        for url in urls:
-            assert url.startswith(base + "/")
-            image = await client.get(url)
-            assert image.status_code == 200
-            assert image.headers["content-type"].startswith("image/")
-            decode_image(image.content)
+        url = output[0]["value"]["data"]
+        assert url.startswith(base + "/files/")
+        image = await client.get(url)
+        assert image.status_code == 200
+        assert image.headers["content-type"].startswith("image/")
+        decode_image(image.content)
         log = await charges(client)
     assert [(c["request_id"], c["spec"], c["amount_usd"]) for c in log["charges"]] == [
         (request_id, "consistent-character", 0.1224)
@@ -649,12 +664,13 @@ async def test_failed_workflow_reports_failed_and_is_not_charged(
     app = make_app(faults=parse_faults("failed=1"), latency_s=0)
     async with connect(app) as client:
         submitted = (await client.post(WORKFLOW, json={"Prompt": "x"}, headers=KEY)).json()
-        _, last = await poll(client, submitted["poll_url"])
+        last = await client.get(submitted["poll_url"], headers=KEY)
         log = await charges(client)
+    assert last.status_code == 200
     body = last.json()
-    assert body["status"] == "FAILED"
-    assert isinstance(body["error"], str)
-    assert "output" not in body
+    assert body == {"error_message": body["error_message"], "status": "FAILED"}
+    assert isinstance(body["error_message"], str)
+    assert body["error_message"]
     assert log["charges"] == []
 
 
@@ -711,6 +727,7 @@ async def test_fault_rates_match_the_asked_rates(make_app: Any) -> None:
     assert codes.count(200) / total == pytest.approx(1 - sum(asked.values()), abs=0.03)
     # Only the successes were billed (sd1.5-scifi is unpriced: each charge is 0).
     assert len(simulator_of(app).state.charges) == codes.count(200)
+    assert simulator_of(app).state.rate_limited == codes.count(429)
 
 
 async def test_failed_rate_over_v2(make_app: Any) -> None:
@@ -720,7 +737,7 @@ async def test_failed_rate_over_v2(make_app: Any) -> None:
     async with in_process(app) as client:
         for index in range(total):
             submitted = (
-                await client.post("/v2/sd1.5-scifi", json={"prompt": f"job {index}"}, headers=KEY)
+                await client.post(SCIFI_V2, json={"prompt": f"job {index}"}, headers=KEY)
             ).json()
             status = await client.get(submitted["status_url"], headers=KEY)
             failed += status.status_code == 422

@@ -73,7 +73,7 @@ def test_bad_fault_specs_are_refused_with_what_is_allowed() -> None:
     assert result.exit_code == 2
     assert result.stderr == (
         "error: --faults 429=0.5,teapot=0.1: 'teapot=0.1' is not KIND=RATE; kinds: 429, 500, 502, "
-        "504, 406, drop, slow, failed\n"
+        "504, 406, drop, slow, failed, lost\n"
     )
     result = CliRunner().invoke(
         cli, ["simulate", "--faults", "429=0.7,500=0.6"], prog_name="render"
