@@ -871,7 +871,7 @@ def _print_ledger(path: Path, rows: Sequence[Spend], runs: Sequence[RunRow]) -> 
     click.echo("")
     click.echo(f"runs (the newest {_RUNS_SHOWN}; `render report RUN` shows one):")
     _print_table(
-        ("run", "recipe", "backend", "status", "jobs", "spent", "unknown", "outputs"),
+        ("run", "recipe", "backend", "status", "jobs", "spent", "unknown", "pace", "outputs"),
         [
             (
                 r.id,
@@ -880,11 +880,22 @@ def _print_ledger(path: Path, rows: Sequence[Spend], runs: Sequence[RunRow]) -> 
                 r.status,
                 str(r.jobs),
                 *dollars(r.spent_usd, r.unknown_usd),
+                f"{r.learned_rpm:g}/min ({r.rate_limited} 429s)" if r.learned_rpm else "",
                 r.out_dir,
             )
             for r in runs
         ],
     )
+    for r in runs:
+        if r.charged_jobs:
+            # What Segmind reported charging, against the estimates of the same jobs; its units are
+            # not documented, so both are shown, and the spent column uses what it reported.
+            drift = r.charged_usd / r.estimated_usd - 1 if r.estimated_usd else 0.0
+            warn = f" (warning: {drift:+.0%})" if abs(drift) > 0.05 else ""
+            click.echo(
+                f"{r.id}: Segmind reported {money(r.charged_usd)} for {r.charged_jobs} jobs estimated "
+                f"at {money(r.estimated_usd)}{warn}; spent uses what Segmind reported"
+            )
 
 
 def _print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

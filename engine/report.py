@@ -205,7 +205,11 @@ def _values(
 
 
 # What the newest record of a job says when its request has not ended.
-_IN_FLIGHT = {"sending": "sent, no answer yet", "submitted": "queued on the server"}
+_IN_FLIGHT = {
+    "sending": "sent, no answer yet",
+    "submitted": "queued on the server",
+    "unfetched": "paid, output not fetched yet",
+}
 
 
 def _cell(entry: Mapping[str, Any] | None, run: Mapping[str, Any], notes: Mapping[str, str]) -> str:
@@ -313,7 +317,7 @@ section {{ overflow-x: auto; }}
 .label.row {{ align-self: center; }}
 .cell {{ background: #fff; border: 1px solid #e3e1dc; border-radius: .4rem; padding: .35rem; font-size: .75rem; min-width: 0; }}
 .cell img {{ display: block; width: 100%; height: auto; border-radius: .2rem; background: #eee; }}
-.cell.failed, .cell.unknown {{ border-color: #d6403a; background: #fff4f3; }}
+.cell.failed, .cell.unknown, .cell.unfetched {{ border-color: #d6403a; background: #fff4f3; }}
 .cell.skipped .status {{ color: #777; }}
 .cell.empty {{ background: transparent; border: 1px dashed #ddd; min-height: 3rem; }}
 .facts {{ margin-top: .25rem; color: #444; overflow-wrap: anywhere; }}

@@ -281,3 +281,28 @@ SCIFI = """\
     params:
       prompt: "a sci-fi city numbered {{ n }}"
     """
+
+
+@pytest.mark.parametrize("reset_format", ["iso", "epoch", "http-date"])
+def test_a_free_account_finishes_every_job_and_none_fails_for_a_429(
+    tmp_path: Path, served: Any, reset_format: str
+) -> None:
+    """Five submissions a window (a free account's minute, scaled), the default settings otherwise,
+    and the reset time written in each format a 429 might use."""
+    numbers = ", ".join(str(n) for n in range(15))
+    write_tree(tmp_path, {"city.yaml": SCIFI.replace("n: [0, 1, 2]", f"n: [{numbers}]")})
+    plan = build_plan(load_recipe(tmp_path / "city.yaml"))
+    app = _app(rpm=5, rate_window_s=1.0, reset_format=reset_format)
+    base = served(app)
+    summary = execute(
+        plan,
+        backend=segmind_backend(KEY, base_url=base),
+        out_dir=tmp_path / "out",
+        options=RunOptions(rate_window_s=1.0),
+        budget_usd=1,
+        home=tmp_path / "home",
+    )
+    assert summary.count("succeeded") == 15, [r.error for r in summary.results if r.error]
+    assert summary.rate_limited > 0
+    assert summary.learned_rpm is not None and summary.learned_rpm >= 5
+    assert len(_log(app)["charges"]) == 15
