@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from engine.formatting import money, seconds_text
+from engine.formatting import count, money, seconds_text
 from engine.plan import Plan
 from engine.runner import Result, RunSummary, Status
 
@@ -116,7 +116,7 @@ class ProgressModel:
         if summary.cassette:
             lines.append(f"  cassette {summary.cassette}")
         if summary.uploads:
-            lines.append(f"  uploads  {summary.uploads} local images to Segmind Storage")
+            lines.append(f"  uploads  {count(summary.uploads, 'local image')} to Segmind Storage")
         if summary.rate_limited:
             rate = f"about {summary.learned_rpm:g}" if summary.learned_rpm else "fewer"
             lines.append(
