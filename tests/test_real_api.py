@@ -304,5 +304,98 @@ def test_a_free_account_finishes_every_job_and_none_fails_for_a_429(
     )
     assert summary.count("succeeded") == 15, [r.error for r in summary.results if r.error]
     assert summary.rate_limited > 0
-    assert summary.learned_rpm is not None and summary.learned_rpm >= 5
+    assert summary.learned_rpm is not None
+    assert summary.learned_rpm >= 5
     assert len(_log(app)["charges"]) == 15
+
+
+# --- paid outputs kept, strange statuses bounded, charges reconciled -------------------------------
+
+
+def test_outputs_that_cannot_be_fetched_are_fetched_by_the_next_run_without_paying(
+    tmp_path: Path, served: Any
+) -> None:
+    write_tree(tmp_path, {"city.yaml": SCIFI})
+    plan = build_plan(load_recipe(tmp_path / "city.yaml"))
+    app = _app(faults=parse_faults("lost=1.0"), lost_for_s=600.0)
+    clock = _Clock()
+    app.state.simulator.state.clock = clock
+    base = served(app)
+    first = _run(plan, base, tmp_path, max_attempts=2)
+    assert {r.status for r in first.results} == {"unfetched"}
+    assert all("paid, output not fetched" in (r.error or "") for r in first.results)
+    assert first.spent_usd == pytest.approx(0.03)  # paid, and counted as paid
+    clock.offset += 601  # the file host serves them again
+    sent = len(app.state.simulator.state.jobs)
+    second = _run(plan, base, tmp_path)
+    assert {r.status for r in second.results} == {"succeeded"}
+    assert second.spent_usd == 0.0
+    assert len(app.state.simulator.state.jobs) == sent, "a paid job was sent again"
+    assert all((tmp_path / "out" / r.outputs[0]).exists() for r in second.results)
+
+
+class _Strange:
+    """The simulator, with every status poll answering a state nobody documented."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+
+        async def strange(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message["headers"] if k != b"content-length"]
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                for state in (b'"QUEUED"', b'"PROCESSING"'):
+                    body = body.replace(state, b'"WARMING_UP"')
+                message = {**message, "body": body}
+            await send(message)
+
+        await self.app(scope, receive, strange)
+
+
+def test_a_status_render_does_not_know_ends_as_unknown_and_is_never_resent(
+    tmp_path: Path, served: Any
+) -> None:
+    write_tree(tmp_path, {"city.yaml": SCIFI.replace("n: [0, 1, 2]", "n: [0]")})
+    plan = build_plan(load_recipe(tmp_path / "city.yaml"))
+    app = _app(latency_s=60.0)
+    base = served(_Strange(app))
+    summary = _run(plan, base, tmp_path, max_unknown_status_s=0.3)
+    (result,) = summary.results
+    assert result.status == "unknown"
+    assert "Segmind answered status 'WARMING_UP', which render does not know" in (
+        result.error or ""
+    )
+    again = _run(plan, base, tmp_path, max_unknown_status_s=0.3)
+    assert len(app.state.simulator.state.jobs) == 1
+    assert again.results[0].status == "unknown"
+
+
+def test_what_segmind_charged_is_reconciled_with_the_estimates(tmp_path: Path, served: Any) -> None:
+    write_tree(tmp_path, {"city.yaml": SCIFI})
+    plan = build_plan(load_recipe(tmp_path / "city.yaml"))
+    base = served(_app(charge_factor=1.5, report_cost=True))
+    summary = _run(plan, base, tmp_path)
+    assert (summary.charged_usd, summary.charged_estimate_usd, summary.charged_jobs) == (
+        pytest.approx(0.045),
+        pytest.approx(0.03),
+        3,
+    )
+    book = Ledger(tmp_path / "home" / "ledger.sqlite")
+    try:
+        (run,) = book.run_rows()
+        rows = list(book.jobs_of(run.id))
+    finally:
+        book.close()
+    assert (run.charged_usd, run.estimated_usd, run.spent_usd) == (
+        pytest.approx(0.045),
+        pytest.approx(0.03),
+        pytest.approx(0.045),
+    )
+    assert {row["charge_source"] for row in rows} == {"metrics.cost"}
