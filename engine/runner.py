@@ -76,6 +76,8 @@ class Result(BaseModel):
     error: str | None = None
     seconds: float = 0.0
     polls: int = 0
+    # A job paid for whose files could not be downloaded: where they are, for the next run.
+    urls: tuple[str, ...] = ()
 
 
 class RunSummary(BaseModel):
@@ -326,7 +328,8 @@ class Runner:
             )
         result = original.model_copy(update={"job": job.id, "cost_usd": 0.0, "outputs": ()})
         if result.status in {"failed", "unknown", "unfetched"}:
-            status = FAILED if result.status == "failed" else UNKNOWN
+            # An unknown or unfetched twin is decided by the original's row (the same payload).
+            status = FAILED if result.status == "failed" else HELD
             self._record(
                 job,
                 digest,
@@ -714,6 +717,7 @@ class Runner:
             error=_unfetched(missing) if missing else None,
             seconds=seconds,
             polls=polls,
+            urls=finished.urls if missing else (),
         )
         return self._ended(job, result, digest=digest, hashes=hashes)
 
@@ -821,6 +825,8 @@ class Runner:
             error=result.error,
             seconds=round(result.seconds, 3),
         )
+        if result.urls:
+            entry["urls"] = list(result.urls)
         self.store.record(entry, sync=False)
         # The line is written; pushing it to disk waits on one thread, off the event loop.
         self._syncs.submit(self.store.sync)

@@ -220,6 +220,9 @@ class Triage:
                         return Decision("reuse", str(entry.get("run")), sources=sources)
                     break
         newest = entries[0]
+        if newest.get("status") == UNFETCHED and newest.get("urls"):
+            urls = tuple(str(url) for url in newest["urls"])
+            return Decision("fetch", str(newest.get("run")), urls=urls)
         request = newest.get("request") or {}
         if newest.get("status") == SUBMITTED and all(
             request.get(k) for k in ("id", "status_url", "result_url")

@@ -88,14 +88,14 @@ def _log(app: Starlette) -> dict[str, Any]:
     return {"charges": list(sim.state.charges), "sim": sim}
 
 
-def _run(plan: Plan, base: str, root: Path, **options: Any) -> RunSummary:
+def _run(plan: Plan, base: str, root: Path, *, home: str = "home", **options: Any) -> RunSummary:
     return execute(
         plan,
         backend=segmind_backend(KEY, base_url=base),
         out_dir=root / "out",
         options=RunOptions(**{**FAST, **options}),
         budget_usd=1000,
-        home=root / "home",
+        home=root / home,
     )
 
 
@@ -312,9 +312,11 @@ def test_a_free_account_finishes_every_job_and_none_fails_for_a_429(
 # --- paid outputs kept, strange statuses bounded, charges reconciled -------------------------------
 
 
+@pytest.mark.parametrize("ledger", ["same", "another"])
 def test_outputs_that_cannot_be_fetched_are_fetched_by_the_next_run_without_paying(
-    tmp_path: Path, served: Any
+    tmp_path: Path, served: Any, ledger: str
 ) -> None:
+    """With another ledger, the output folder's manifest names the files to fetch."""
     write_tree(tmp_path, {"city.yaml": SCIFI})
     plan = build_plan(load_recipe(tmp_path / "city.yaml"))
     app = _app(faults=parse_faults("lost=1.0"), lost_for_s=600.0)
@@ -327,7 +329,7 @@ def test_outputs_that_cannot_be_fetched_are_fetched_by_the_next_run_without_payi
     assert first.spent_usd == pytest.approx(0.03)  # paid, and counted as paid
     clock.offset += 601  # the file host serves them again
     sent = len(app.state.simulator.state.jobs)
-    second = _run(plan, base, tmp_path)
+    second = _run(plan, base, tmp_path, home="home" if ledger == "same" else "other")
     assert {r.status for r in second.results} == {"succeeded"}
     assert second.spent_usd == 0.0
     assert len(app.state.simulator.state.jobs) == sent, "a paid job was sent again"
