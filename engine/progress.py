@@ -115,7 +115,7 @@ class ProgressModel:
         lines.append(f"  outputs  {summary.out_dir}/ (manifest.jsonl; run {summary.run_id})")
         if summary.cassette:
             lines.append(f"  cassette {summary.cassette}")
-        if summary.uploads:
+        if summary.uploads and self.charges:
             lines.append(f"  uploads  {count(summary.uploads, 'local image')} to Segmind Storage")
         if summary.rate_limited:
             rate = f"about {summary.learned_rpm:g}" if summary.learned_rpm else "fewer"
