@@ -213,6 +213,8 @@ class Runner:
         self._syncs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="manifest")
         self._twins: dict[str, asyncio.Future[Result]] = {}
         self._charged: list[tuple[float, float]] = []
+        # Request history's listings, read once a run however many unknown jobs they settle.
+        self._history: dict[Any, Any] = {}
 
     async def run(self) -> RunSummary:
         started = time.monotonic()
@@ -383,6 +385,7 @@ class Runner:
             ledger=self.ledger,
             model=model_slug(self.spec.endpoint),
             retrying=self._with_retries,
+            pages=self._history,
         )
         # What the ledger now says decides again: fetch what succeeded, send what failed.
         return (

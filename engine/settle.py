@@ -58,6 +58,9 @@ class Settled:
 Retrying = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
+Pages = dict[tuple[str, dt.date, dt.date], list[Mapping[str, Any]]]
+
+
 async def settle_row(
     row: Mapping[str, Any],
     *,
@@ -65,10 +68,14 @@ async def settle_row(
     ledger: Ledger,
     model: str,
     retrying: Retrying,
+    pages: Pages | None = None,
 ) -> Settled:
-    """Ask request history about one ledger row in flight, and record the answer on that row."""
+    """Ask request history about one ledger row in flight, and record the answer on that row.
+    ``pages`` keeps the history listings read, so that many rows of one run read them once."""
     try:
-        settled = await _look_up(row, client=client, ledger=ledger, model=model, retrying=retrying)
+        settled = await _look_up(
+            row, client=client, ledger=ledger, model=model, retrying=retrying, pages=pages
+        )
     except ApiProblem as problem:
         settled = Settled("unknown", f"request history could not be read: {problem.message}")
     _record(ledger, row, settled)
@@ -76,7 +83,13 @@ async def settle_row(
 
 
 async def _look_up(
-    row: Mapping[str, Any], *, client: SegmindClient, ledger: Ledger, model: str, retrying: Retrying
+    row: Mapping[str, Any],
+    *,
+    client: SegmindClient,
+    ledger: Ledger,
+    model: str,
+    retrying: Retrying,
+    pages: Pages | None,
 ) -> Settled:
     request_id = row.get("request_id")
     sent = _when(row.get("submitted_at")) or dt.datetime.now(dt.UTC)
@@ -85,14 +98,15 @@ async def _look_up(
         found = await retrying(functools.partial(client.history, str(request_id)))
         if found is None:
             return Settled("unknown", f"request history knows no request {request_id}")
-        rows = [found, *await _listed(client, model, sent, retrying, request_id=str(request_id))]
+        listed = await _listed(client, model, sent, retrying, pages)
+        rows = [found, *(r for r in listed if str(r.get("request_id")) == str(request_id))]
     else:
         wanted = row.get("body_sha256")
         if not wanted:
             return Settled("unknown", "what was sent is not on record, so history cannot match it")
         candidates = [
             r
-            for r in await _listed(client, model, sent, retrying)
+            for r in await _listed(client, model, sent, retrying, pages)
             if isinstance(r.get("request_body"), Mapping)
             and body_sha256(r["request_body"]) == wanted
             and (_when(r.get("created_at")) or sent) >= sent - dt.timedelta(minutes=5)
@@ -111,21 +125,25 @@ async def _listed(
     model: str,
     sent: dt.datetime,
     retrying: Retrying,
-    *,
-    request_id: str | None = None,
+    pages: Pages | None,
 ) -> list[Mapping[str, Any]]:
     """The account's requests of ``model`` from the day before ``sent`` on (one per output)."""
     since = sent.date() - dt.timedelta(days=1)
     until = min(dt.datetime.now(dt.UTC).date(), since + dt.timedelta(days=_WINDOW_DAYS))
+    key = (model, since, until)
+    if pages is not None and key in pages:
+        return pages[key]
     found: list[Mapping[str, Any]] = []
     for page in range(1, _PAGES + 1):
         ask = functools.partial(
             client.history_rows, model=model, since=since, until=until, page=page
         )
         rows: Sequence[Mapping[str, Any]] = await retrying(ask)
-        found += [r for r in rows if request_id is None or str(r.get("request_id")) == request_id]
+        found += rows
         if len(rows) < 100:
             break
+    if pages is not None:
+        pages[key] = found
     return found
 
 
@@ -202,6 +220,7 @@ async def settle_all(
     from engine.specs import load_spec  # noqa: PLC0415 - the spec only for rows that need one
 
     settled: list[tuple[Mapping[str, Any], Settled]] = []
+    pages: Pages = {}
     for row in ledger.unsettled(backend=backend):
         try:
             model = model_slug(load_spec(str(row["model"])).endpoint)
