@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import socket
@@ -11,9 +12,18 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from engine.budget import Budget
+from engine.client import SegmindClient
+from engine.executor import segmind_backend
+from engine.ledger import Ledger
+from engine.outputs import OutputStore
+from engine.plan import Plan
+from engine.runner import Runner, RunOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 # The seed API pages the shipped specs are generated from, kept byte for byte as published.
@@ -84,3 +94,46 @@ def asset_url(base: str, path: Path) -> str:
     data = path.read_bytes()
     extension = ".png" if data.startswith(b"\x89PNG") else ".jpg"
     return f"{base}/assets/{hashlib.sha256(data).hexdigest()}{extension}"
+
+
+class _Watching(Ledger):
+    """The ledger, telling the test the moment every job of a run has its request id on record."""
+
+    def __init__(self, path: Path, jobs: int) -> None:
+        super().__init__(path)
+        self.all_queued = asyncio.Event()
+        self._jobs = jobs
+        self._queued: set[str] = set()
+
+    def update(self, run_id: str, job_id: str, **fields: Any) -> None:
+        super().update(run_id, job_id, **fields)
+        if fields.get("status") == "submitted":
+            self._queued.add(job_id)
+            if len(self._queued) >= self._jobs:
+                self.all_queued.set()
+
+
+async def interrupt_when_queued(
+    plan: Plan, *, base: str, key: str, out: Path, home: Path, options: RunOptions | None = None
+) -> Runner:
+    """A run of ``plan`` cancelled (Ctrl-C) once every job is queued at the server and none has
+    been collected: waits on the ledger's own writes, not on time."""
+    client = SegmindClient(base, key)
+    ledger = _Watching(home / "ledger.sqlite", len(plan.jobs))
+    runner = Runner(
+        plan,
+        client=client,
+        ledger=ledger,
+        store=OutputStore(out),
+        budget=Budget(100.0),
+        options=options or RunOptions(),
+        label=segmind_backend(key, base_url=base).label,
+    )
+    task = asyncio.create_task(runner.run())
+    await ledger.all_queued.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await client.aclose()
+    ledger.close()
+    return runner

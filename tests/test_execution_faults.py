@@ -27,12 +27,10 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engine.budget import Budget
 from engine.cli import cli
 from engine.client import SegmindClient
 from engine.executor import execute, segmind_backend
 from engine.ledger import Ledger
-from engine.outputs import OutputStore
 from engine.plan import Plan, build_plan
 from engine.recipe import load_recipe
 from engine.runner import Runner, RunOptions, RunSummary
@@ -45,7 +43,7 @@ from engine.simulator import (
     parse_faults,
     serving,
 )
-from tests.helpers import ROOT, write_tree
+from tests.helpers import ROOT, interrupt_when_queued, write_tree
 
 KEY = "sk-test-key"
 PRICE = 0.01
@@ -798,30 +796,11 @@ def test_remaining_credits_are_recorded_for_queued_jobs(tmp_path: Path, served: 
     assert all(100.0 - 0.03 <= value <= 100.0 for value in seen)
 
 
-async def _interrupted(app: Starlette, plan: Plan, base: str, root: Path) -> Runner:
+async def _interrupted(plan: Plan, base: str, root: Path) -> Runner:
     """Start a run, and cancel it (Ctrl-C) once every job is queued and none is collected."""
-    client = SegmindClient(base, KEY)
-    ledger = Ledger(root / "home" / "ledger.sqlite")
-    runner = Runner(
-        plan,
-        client=client,
-        ledger=ledger,
-        store=OutputStore(root / "out"),
-        budget=Budget(1.0),
-        options=options(),
-        label=segmind_backend(KEY, base_url=base).label,
+    return await interrupt_when_queued(
+        plan, base=base, key=KEY, out=root / "out", home=root / "home", options=options()
     )
-    task = asyncio.create_task(runner.run())
-    deadline = time.monotonic() + 5
-    while posts(app) < len(plan.jobs) and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.3)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await client.aclose()
-    ledger.close()
-    return runner
 
 
 def test_a_killed_run_resumes_by_polling_and_pays_nothing_twice(
@@ -830,7 +809,7 @@ def test_a_killed_run_resumes_by_polling_and_pays_nothing_twice(
     plan = plan_of(scifi_recipe(tmp_path, 4))
     app = make_app(latency_s=1.0)
     base = served(app)
-    runner = asyncio.run(_interrupted(app, plan, base, tmp_path))
+    runner = asyncio.run(_interrupted(plan, base, tmp_path))
     assert runner.summary.interrupted
     assert posts(app) == 4
     rows = ledger_rows(tmp_path, runner.run_id)
@@ -850,7 +829,7 @@ def test_an_interrupted_run_still_counts_the_money_it_sent(tmp_path: Path, serve
     """Four requests went out and will be billed: the interrupted run's summary must not say $0."""
     plan = plan_of(scifi_recipe(tmp_path, 4))
     app = make_app(latency_s=1.0)
-    runner = asyncio.run(_interrupted(app, plan, served(app), tmp_path))
+    runner = asyncio.run(_interrupted(plan, served(app), tmp_path))
     summary = runner.summary
     assert summary.interrupted
     assert posts(app) == 4

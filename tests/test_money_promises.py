@@ -19,17 +19,14 @@ from click.testing import CliRunner
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from engine.budget import Budget
 from engine.cli import cli
-from engine.client import SegmindClient
 from engine.executor import execute, segmind_backend
 from engine.ledger import Ledger
-from engine.outputs import OutputStore
 from engine.plan import build_plan
 from engine.recipe import load_recipe
-from engine.runner import Runner, RunOptions
+from engine.runner import RunOptions
 from engine.simulator import SimulatorConfig, all_specs, create_app, parse_faults, serving
-from tests.helpers import ROOT, write_tree
+from tests.helpers import ROOT, interrupt_when_queued, write_tree
 
 KEY = "sk-test-key"
 PRICE = 0.01
@@ -204,31 +201,9 @@ def _plan(path: Path) -> Any:
     return plan
 
 
-async def _queue_and_interrupt(plan: Any, base: str, out: Path, server: Segmind) -> Runner:
-    """A run cancelled (Ctrl-C) once every job is queued at Segmind and none collected."""
+def _interrupt(plan: Any, base: str, out: Path) -> None:
     home = Path(os.environ["XDG_DATA_HOME"]) / "render"
-    client = SegmindClient(base, KEY)
-    ledger = Ledger(home / "ledger.sqlite")
-    runner = Runner(
-        plan,
-        client=client,
-        ledger=ledger,
-        store=OutputStore(out),
-        budget=Budget(1.0),
-        options=RunOptions(concurrency=8),
-        label=segmind_backend(KEY, base_url=base).label,
-    )
-    task = asyncio.create_task(runner.run())
-    while len(server.posts) < len(plan.jobs):
-        await asyncio.sleep(0.01)
-    while {row["status"] for row in ledger.jobs_of(runner.run_id)} != {"submitted"}:
-        await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await client.aclose()
-    ledger.close()
-    return runner
+    asyncio.run(interrupt_when_queued(plan, base=base, key=KEY, out=out, home=home))
 
 
 def test_force_after_an_interrupt_collects_queued_jobs_and_unknown_money_clears(
@@ -238,7 +213,7 @@ def test_force_after_an_interrupt_collects_queued_jobs_and_unknown_money_clears(
     server.app = Segmind.make(latency_s=0.5)
     write_tree(tmp_path, {"city.yaml": SCIFI})
     plan = _plan(tmp_path / "city.yaml")
-    asyncio.run(_queue_and_interrupt(plan, base, tmp_path / "renders" / "city", server))
+    _interrupt(plan, base, tmp_path / "renders" / "city")
     code, out, _ = render("ledger", "--json", cwd=tmp_path, base=base)
     (before,) = json.loads(out)["spend"]
     assert (before["spent_usd"], round(before["unknown_usd"], 6)) == (0, 0.06)
@@ -403,7 +378,7 @@ def test_a_newer_queued_record_wins_over_an_older_success_whose_file_is_gone(
     server.app = Segmind.make(latency_s=0.5)
     plan = _plan(tmp_path / "city.yaml")
     server.posts.clear()
-    asyncio.run(_queue_and_interrupt(plan, base, tmp_path / "renders" / "city", server))
+    _interrupt(plan, base, tmp_path / "renders" / "city")
     code, out, err = render("city.yaml", cwd=tmp_path, base=base)
     assert code == 0, err
     assert out.startswith("city: 1 succeeded; $0.01 spent")

@@ -20,18 +20,15 @@ import pytest
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from engine.budget import Budget
-from engine.client import SegmindClient
 from engine.executor import execute, segmind_backend
 from engine.ledger import Ledger
-from engine.outputs import OutputStore
 from engine.plan import Plan, build_plan
 from engine.recipe import load_recipe
-from engine.runner import Runner, RunOptions, RunSummary
+from engine.runner import RunOptions, RunSummary
 from engine.simulator import SimulatorConfig, all_specs, create_app, parse_faults, serving
 from engine.simulator.config import FaultRates
 from engine.uploads import to_upload
-from tests.helpers import ROOT, write_tree
+from tests.helpers import ROOT, interrupt_when_queued, write_tree
 
 KEY = "sk-real-api"
 WINDOW_S = 2.0
@@ -183,32 +180,6 @@ def test_workflows_and_v2_authenticate_with_x_api_key_alone(tmp_path: Path, serv
 # --- settling what nobody knew -----------------------------------------------------------------
 
 
-async def _queue_and_interrupt(plan: Plan, base: str, root: Path, app: Starlette) -> Runner:
-    client = SegmindClient(base, KEY)
-    ledger = Ledger(root / "home" / "ledger.sqlite")
-    runner = Runner(
-        plan,
-        client=client,
-        ledger=ledger,
-        store=OutputStore(root / "out"),
-        budget=Budget(100.0),
-        options=RunOptions(**FAST),
-        label=segmind_backend(KEY, base_url=base).label,
-    )
-    task = asyncio.create_task(runner.run())
-    queued = app.state.simulator.state
-    while len(queued.jobs) < len(plan.jobs):
-        await asyncio.sleep(0.01)
-    while {row["status"] for row in ledger.jobs_of(runner.run_id)} != {"submitted"}:
-        await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await client.aclose()
-    ledger.close()
-    return runner
-
-
 class _Clock:
     """The simulator's clock: real time, plus what the test adds (an hour goes by at once)."""
 
@@ -228,7 +199,16 @@ def test_requests_resumed_after_their_ids_expired_are_settled_through_history(
     clock = _Clock()
     app.state.simulator.state.clock = clock
     base = served(app)
-    asyncio.run(_queue_and_interrupt(plan, base, tmp_path, app))
+    asyncio.run(
+        interrupt_when_queued(
+            plan,
+            base=base,
+            key=KEY,
+            out=tmp_path / "out",
+            home=tmp_path / "home",
+            options=RunOptions(**FAST),
+        )
+    )
     state = app.state.simulator.state
     sent = len(state.jobs)  # every submission the simulator accepted, kept in its history
     clock.offset += 2 * 3600  # the jobs finished (and were billed) long ago; their ids expired
