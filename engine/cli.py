@@ -58,20 +58,16 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _handles_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn the engine's errors into a message on stderr and the documented exit code."""
+    """Turn the engine's errors into a message on stderr and the exit code each class carries."""
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from engine.errors import BudgetError, InputError, RenderError
+        from engine.errors import RenderError
 
         try:
             return func(*args, **kwargs)
-        except InputError as exc:
-            _fail(str(exc), EXIT["invalid_input"])
-        except BudgetError as exc:
-            _fail(str(exc), EXIT["budget"])
         except RenderError as exc:
-            _fail(str(exc), EXIT["jobs_failed"])
+            _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(EXIT["interrupted"])

@@ -5,8 +5,8 @@ workflow answers a ``poll_url`` whose ``output`` is a JSON string of results. Lo
 uploaded to Segmind Storage (``upload-asset``) and sent as URLs, except where a spec wants the
 bytes (``encoding: base64``). Request history (``request-history``) tells what became of a request
 after the fact. Segmind's three hosts are the only ones the key is sent to. This layer does not
-retry: it says what happened (:class:`Retryable`, :class:`JobFailed`, :class:`Abort`,
-:class:`Ambiguous`) and the runner decides.
+retry: it says what happened (engine.errors' ``Retryable``, ``JobFailed``, ``Abort``,
+``Ambiguous``) and the runner decides.
 """
 
 from __future__ import annotations
@@ -26,20 +26,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from engine.errors import ImageError
+from engine.errors import Abort, Ambiguous, ImageError, JobFailed, Retryable
 from engine.localimage import LocalImage, image_kind, read_image
 from engine.specs import Spec
 
 __all__ = [
     "MAX_RATE_WAIT_S",
-    "Abort",
-    "Ambiguous",
-    "ApiProblem",
     "Finished",
-    "JobFailed",
     "Output",
     "Polled",
-    "Retryable",
     "SegmindClient",
     "Submitted",
     "reset_wait",
@@ -59,45 +54,6 @@ MAX_RATE_WAIT_S = 120.0
 # A 406 about money stops the run; any other 406 (a refused parameter, a content type) fails its job.
 _MONEY = re.compile(r"credit|balance|spend|cap\b|limit|insufficient|billing|payment|quota", re.I)
 _FINISHED = {"COMPLETED", "SUCCEEDED", "SUCCESS"}
-
-
-class ApiProblem(Exception):
-    """Something went wrong with a request; ``status`` is the HTTP status when there was one."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class Retryable(ApiProblem):
-    """Not billed, worth trying again: 429, 5xx, or a connection that failed before the request
-    left. ``rate_limited`` marks a 429, whose wait the run's pace learns from."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-        rate_limited: bool = False,
-    ) -> None:
-        super().__init__(message, status=status)
-        self.retry_after = retry_after
-        self.rate_limited = rate_limited
-
-
-class JobFailed(ApiProblem):
-    """This job cannot succeed as asked (400, 405, 406 about a parameter, 410, 422, FAILED); not
-    billed; other jobs go on."""
-
-
-class Abort(ApiProblem):
-    """The account cannot go on (401, 403, 404, a 406 about credits): stop sending."""
-
-
-class Ambiguous(ApiProblem):
-    """The request went out and no answer came back: it may have been billed."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.formatting import count, money, seconds_text
-from engine.plan import Plan, PlanError
+from engine.plan import Plan, PlanProblem
 from engine.triage import Decision, Outlook
 
 __all__ = ["TABLE_LIMIT", "describe_plan", "money", "plan_json", "seconds_text"]
@@ -158,7 +158,7 @@ def _cost_line(plan: Plan, outlook: Outlook) -> str:
     return f"{money(cost)} of a {money(plan.budget_usd)} budget ({verdict})"
 
 
-def _errors(errors: Sequence[PlanError]) -> list[str]:
+def _errors(errors: Sequence[PlanProblem]) -> list[str]:
     grouped: dict[tuple[str, str | None, str], list[str | None]] = defaultdict(list)
     for error in errors:
         grouped[(error.location, error.param, error.message)].append(error.job)

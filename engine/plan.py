@@ -26,7 +26,7 @@ from engine.suggest import did_you_mean
 from engine.templating import Template, TemplateFailure, compile_value
 from engine.validation import is_sendable_image
 
-__all__ = ["Job", "Plan", "PlanError", "build_plan", "parse_only"]
+__all__ = ["Job", "Plan", "PlanProblem", "build_plan", "parse_only"]
 
 _EXTENSIONS = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png", "webp": ".webp"}
 _DEFAULT_SEED_MAX = 2**32 - 1
@@ -46,8 +46,9 @@ class Job(BaseModel):
     output: str
 
 
-class PlanError(BaseModel):
-    """A mistake found while planning: which job (None: every job), parameter, what, and where."""
+class PlanProblem(BaseModel):
+    """A mistake found while planning (data, not an exception): which job (None: every job),
+    parameter, what, and where."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -68,7 +69,7 @@ class Plan(BaseModel):
     spec: Spec
     axes: tuple[str, ...]
     jobs: tuple[Job, ...]
-    errors: tuple[PlanError, ...]
+    errors: tuple[PlanProblem, ...]
     budget_usd: float | None
     # The whole recipe, before --only and --limit: every job id, and each axis' values in order
     # (the report shows the recipe's current state, not only what one run rendered).
@@ -277,7 +278,7 @@ class _Planner:
     def __init__(self, file: RecipeFile, spec: Spec) -> None:
         self.file = file
         self.spec = spec
-        self.errors: list[PlanError] = []
+        self.errors: list[PlanProblem] = []
         # Templates that reached a sandbox limit: no longer rendered (see job()).
         self.refused: set[str] = set()
         self.base = file.path.parent
@@ -296,7 +297,7 @@ class _Planner:
         for name, param in spec.params.items():
             if param.required and name not in recipe.params:
                 self.errors.append(
-                    PlanError(
+                    PlanProblem(
                         job=None,
                         param=name,
                         message=f"required parameter missing (allowed: {param.allowed(most=12)})",
@@ -326,7 +327,7 @@ class _Planner:
         if not keys:
             keys = ("params", param) if param else ("params",)
         location = self.file.where(*keys)
-        self.errors.append(PlanError(job=job, param=param, message=message, location=location))
+        self.errors.append(PlanProblem(job=job, param=param, message=message, location=location))
 
     def job(self, combo: Combination) -> Job | None:
         context = {**self.file.recipe.vars, **combo.values, "job_id": combo.id}

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.errors import RecipeError, YamlError
+from engine.errors import RecipeError, YamlError, field_name, problems_of
 from engine.matrix import matches
 from engine.paths import component_problem, shown
 from engine.suggest import did_you_mean
@@ -130,7 +130,10 @@ def load_recipe(path: str | Path) -> RecipeFile:
     try:
         recipe = Recipe.model_validate(doc.data)
     except ValidationError as exc:
-        raise RecipeError(_first_error(exc, doc)) from exc
+        problems = problems_of(exc, doc, describe=_described)
+        # A misspelt field explains the "missing" one it stands for: it is reported first.
+        first = next((p for p in problems if p.problem.startswith("unknown field")), problems[0])
+        raise RecipeError(problems=[first]) from exc
     file = RecipeFile(recipe_path, recipe, doc)
     _check_names(file)
     _check_axes(file)
@@ -151,52 +154,34 @@ _EXPECTED = {
 }
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    """A pydantic loc as a recipe writer names the field: ``exclude[0].style``."""
-    text = ""
-    for part in loc:
-        if part == "[key]":
-            continue
-        text += f"[{part}]" if isinstance(part, int) and text else f".{part}" if text else str(part)
-    return text or "recipe"
-
-
-def _first_error(exc: ValidationError, doc: LocatedYaml) -> str:
-    # A misspelt field explains the "missing" one it stands for: report it first.
-    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    error = errors[0]
+def _described(error: Mapping[str, Any]) -> tuple[str | None, str]:
+    """A pydantic error in a recipe writer's words: the field, and what is wrong with it."""
     loc = tuple(error["loc"])
-    where = doc.location(tuple(p for p in loc if p != "[key]"))
-    field = _field(loc)
+    field = field_name(loc) or "recipe"
     kind = error["type"]
     value = error.get("input")
     if kind == "extra_forbidden":
         hint = did_you_mean(loc[-1], Recipe.model_fields)
-        return (
-            f"{where}: unknown field '{loc[-1]}'{hint} (fields: {', '.join(Recipe.model_fields)})"
-        )
+        return None, f"unknown field '{loc[-1]}'{hint} (fields: {', '.join(Recipe.model_fields)})"
     if kind == "missing":
-        return f"{where}: missing required field '{loc[-1]}'"
+        return None, f"missing required field '{loc[-1]}'"
     if loc and loc[-1] == "[key]":
         section = "axis name" if loc[0] == "matrix" else "name"
-        return (
-            f"{where}: {loc[0]}: {section} '{value}' must be a template name (letters, digits, _)"
-        )
+        return str(loc[0]), f"{section} '{value}' must be a template name (letters, digits, _)"
     if loc[:1] == ("matrix",) and len(loc) == 2 and kind == "list_type":
-        return f"{where}: {field}: an axis must be a list of values, got {_kind(value)}"
-    bound = error.get("ctx", {})
+        return field, f"an axis must be a list of values, got {_kind(value)}"
     if kind in {"greater_than", "greater_than_equal", "less_than_equal"}:
+        bound = error.get("ctx", {})
         word = {"greater_than": "greater than", "greater_than_equal": "at least"}.get(
             kind, "at most"
         )
         limit = bound.get("gt", bound.get("ge", bound.get("le")))
         limit = int(limit) if isinstance(limit, float) and limit.is_integer() else limit
         shown = f"{limit:,}" if isinstance(limit, int) else limit
-        return f"{where}: {field}: expected a number {word} {shown}, got {_kind(value)}"
+        return field, f"expected a number {word} {shown}, got {_kind(value)}"
     if kind in _EXPECTED:
-        return f"{where}: {field}: expected {_EXPECTED[kind]}, got {_kind(value)}"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {field}: {message}"
+        return field, f"expected {_EXPECTED[kind]}, got {_kind(value)}"
+    return field, str(error["msg"]).removeprefix("Value error, ")
 
 
 _KIND_WORDS = {

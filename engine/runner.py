@@ -26,18 +26,8 @@ import tenacity
 from pydantic import BaseModel, ConfigDict
 
 from engine.budget import Budget
-from engine.client import (
-    MAX_RATE_WAIT_S,
-    Abort,
-    Ambiguous,
-    ApiProblem,
-    Finished,
-    JobFailed,
-    Output,
-    Retryable,
-    SegmindClient,
-    Submitted,
-)
+from engine.client import MAX_RATE_WAIT_S, Finished, Output, SegmindClient, Submitted
+from engine.errors import Abort, Ambiguous, ApiProblem, JobFailed, Retryable
 from engine.ledger import (
     FAILED,
     HELD,

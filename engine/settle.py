@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 import tenacity
 
-from engine.client import ApiProblem, Retryable, SegmindClient
-from engine.errors import InputError
+from engine.client import SegmindClient
+from engine.errors import ApiProblem, InputError, Retryable
 from engine.ledger import FAILED, UNFETCHED, UNKNOWN, Ledger
 
 __all__ = ["Settled", "body_sha256", "model_slug", "patiently", "settle_all", "settle_row"]
@@ -227,7 +227,7 @@ async def settle_all(
         except InputError:
             model = str(row["model"])
         outcome = await settle_row(
-            row, client=client, ledger=ledger, model=model, retrying=patiently
+            row, client=client, ledger=ledger, model=model, retrying=patiently, pages=pages
         )
         settled.append((row, outcome))
     return settled

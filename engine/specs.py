@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.errors import SpecError
+from engine.errors import SpecError, problems_of
 from engine.suggest import did_you_mean
 from engine.yamlfile import LocatedYaml, dump_yaml, load_yaml
 
@@ -203,9 +203,6 @@ def spec_from_yaml(doc: LocatedYaml) -> Spec:
     try:
         return Spec.model_validate(doc.data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = doc.location(first["loc"])
-        field = ".".join(str(p) for p in first["loc"]) or "spec"
-        count = len(exc.errors())
-        more = f" (and {count - 1} more)" if count > 1 else ""
-        raise SpecError(f"{where}: {field}: {first['msg']}{more}") from exc
+        problems = problems_of(exc, doc)
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise SpecError(f"{problems[0]}{more}", problems=problems) from exc

@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 from jinja2.exceptions import SecurityError
 
-from engine.errors import Location, RecipeError
+from engine.errors import Location, RecipeError, TemplateFailure
 from engine.sandbox import (
     MAX_TEMPLATES,
     MAX_TEXT,
@@ -35,14 +35,6 @@ __all__ = ["Template", "TemplateFailure", "compile_value", "environment"]
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{|\{%).)*)\}\}\s*$", re.DOTALL)
 _UNDEFINED_NAME = re.compile(r"^'(?P<name>[^']+)' is undefined$")
 _NO_ATTRIBUTE = re.compile(r"has no attribute '(?P<name>[^']+)'$")
-
-
-class TemplateFailure(Exception):
-    """A template failed for one combination; the plan turns it into that job's error."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 # -- Compiling recipe values -----------------------------------------------------------------------

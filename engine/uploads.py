@@ -14,8 +14,8 @@ import hashlib
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
-from engine.client import JobFailed, SegmindClient
-from engine.errors import ImageError
+from engine.client import SegmindClient
+from engine.errors import ImageError, JobFailed
 from engine.ledger import Ledger
 from engine.localimage import LocalImage, read_image
 from engine.specs import Spec

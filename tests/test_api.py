@@ -53,3 +53,37 @@ def test_plan_and_render_a_recipe_through_the_public_api(tmp_path: Path) -> None
     )
     assert summary.count("succeeded") == 1
     assert (out / "renders" / summary.results[0].outputs[0]).exists()
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (engine.RenderError, 1),
+        (engine.InputError, 2),
+        (engine.RecipeError, 2),
+        (engine.TemplateFailure, 2),
+        (engine.CredentialError, 2),
+        (engine.BudgetError, 3),
+        (engine.ApiProblem, 1),
+        (engine.JobFailed, 1),
+        (engine.Abort, 4),
+    ],
+)
+def test_each_error_carries_the_exit_code_the_cli_documents(error: type, code: int) -> None:
+    from engine.cli import EXIT  # noqa: PLC0415 - the CLI's own table
+
+    assert error.exit_code == code
+    assert code in EXIT.values()
+
+
+def test_a_validation_error_becomes_located_problems(tmp_path: Path) -> None:
+    from engine.errors import Problem  # noqa: PLC0415
+    from engine.specs import load_spec_file  # noqa: PLC0415
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("id: bad\ntitle: t\nendpoint: /v1/x\nprotocol: teleport\nauth: x-api-key\n")
+    with pytest.raises(engine.SpecError) as caught:
+        load_spec_file(spec)
+    (first, *_) = caught.value.problems
+    assert isinstance(first, Problem)
+    assert (str(first.location), first.field) == (f"{spec}:4", "protocol")

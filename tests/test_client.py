@@ -14,14 +14,11 @@ import httpx
 import pytest
 
 from engine.client import (
-    Abort,
-    Ambiguous,
     Finished,
-    JobFailed,
-    Retryable,
     SegmindClient,
     Submitted,
 )
+from engine.errors import Abort, Ambiguous, JobFailed, Retryable
 from engine.localimage import LocalImage
 from engine.simulator import SimulatorConfig, all_specs, create_app, parse_faults
 from engine.specs import load_spec

@@ -26,14 +26,11 @@ from starlette.routing import Route
 
 from engine.client import (
     MAX_RATE_WAIT_S,
-    Abort,
-    Ambiguous,
-    JobFailed,
-    Retryable,
     SegmindClient,
     Submitted,
     reset_wait,
 )
+from engine.errors import Abort, Ambiguous, JobFailed, Retryable
 from engine.specs import load_spec
 from tests.helpers import ROOT
 

@@ -10,8 +10,8 @@ import tracemalloc
 
 import pytest
 
-from engine.errors import Location, RecipeError
-from engine.templating import TemplateFailure, compile_value
+from engine.errors import Location, RecipeError, TemplateFailure
+from engine.templating import compile_value
 
 WHERE = Location("r.yaml", 3)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import Location, RecipeError
+from engine.errors import Location, RecipeError, TemplateFailure
 from engine.slug import slug
-from engine.templating import TemplateFailure, compile_value
+from engine.templating import compile_value
 
 WHERE = Location("r.yaml", 3)
 

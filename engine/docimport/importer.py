@@ -15,7 +15,7 @@ from engine.docimport.codesample import Base64Of, CodeSample, Unreadable, read_s
 from engine.docimport.page import Note, Page
 from engine.docimport.params import RawParam, read_attributes, read_parameters
 from engine.docimport.values import number_value, split_run_together
-from engine.errors import Location, SpecImportError
+from engine.errors import Location, SpecImportError, problems_of
 from engine.specs import Param, ParamType, Spec
 
 __all__ = ["ImportResult", "import_page", "import_text"]
@@ -99,10 +99,9 @@ def import_text(text: str, *, name: str, spec_id: str) -> ImportResult:
     try:
         spec = Spec.model_validate(spec_fields)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(p) for p in error["loc"])
+        (first, *_) = problems_of(exc)
         raise SpecImportError(
-            page.where(None), f"the page gives an invalid spec: {field}: {error['msg']}"
+            page.where(None), f"the page gives an invalid spec: {first.field}: {first.problem}"
         ) from exc
     return ImportResult(spec, tuple(page.notes))
 

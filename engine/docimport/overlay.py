@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.docimport.page import Note
-from engine.errors import OverlayError
+from engine.errors import Location, OverlayError, problems_of
 from engine.specs import Param, Spec
 from engine.suggest import did_you_mean
 from engine.yamlfile import LocatedYaml, load_yaml
@@ -50,9 +51,7 @@ def load_overlay(path: str | Path) -> tuple[Overlay, LocatedYaml]:
     try:
         return Overlay.model_validate(doc.data), doc
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(p) for p in error["loc"])
-        raise OverlayError(f"{doc.location(error['loc'])}: {field}: {error['msg']}") from exc
+        raise OverlayError(problems=problems_of(exc, doc)[:1]) from exc
 
 
 def apply_overlay(spec: Spec, overlay: Overlay, doc: LocatedYaml) -> tuple[Spec, list[Note]]:
@@ -103,11 +102,13 @@ def apply_overlay(spec: Spec, overlay: Overlay, doc: LocatedYaml) -> tuple[Spec,
     try:
         return Spec.model_validate(data), notes
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = [str(p) for p in error["loc"]]
-        culprit = _blame(overlay, loc)
-        place = doc.location(("corrections", culprit)) if culprit is not None else doc.location()
-        raise OverlayError(f"{place}: {'.'.join(loc)}: {error['msg']}") from exc
+
+        def culprit(loc: Sequence[Any]) -> Location:
+            # The spec's field is not in the overlay: blame the correction that set it.
+            index = _blame(overlay, [str(p) for p in loc])
+            return doc.location(("corrections", index)) if index is not None else doc.location()
+
+        raise OverlayError(problems=problems_of(exc, locate=culprit)[:1]) from exc
 
 
 def _blame(overlay: Overlay, loc: list[str]) -> int | None:

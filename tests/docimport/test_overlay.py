@@ -146,7 +146,7 @@ def test_a_new_parameter_can_be_added_when_its_type_is_given(tmp_path: Path) -> 
               - param: mode
                 set: {required: true}
             """,
-            "tiny-overlay.yaml:2: corrections.0.reason: Field required",
+            "tiny-overlay.yaml:2: corrections[0].reason: Field required",
         ),
         (
             """
