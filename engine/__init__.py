@@ -9,6 +9,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from engine.backends import Backend, preview_backend, replay_backend, segmind_backend
     from engine.docimport import ImportResult, Note, generate_spec, import_page, import_text
     from engine.errors import (
         Abort,
@@ -33,11 +34,11 @@ if TYPE_CHECKING:
         Violation,
         YamlError,
     )
-    from engine.executor import Backend, execute, preview_backend, segmind_backend
+    from engine.executor import execute
     from engine.localimage import LocalImage
     from engine.plan import Job, Plan, PlanProblem, build_plan
     from engine.recipe import Recipe, RecipeFile, load_recipe
-    from engine.runner import Result, RunOptions, RunSummary
+    from engine.results import CassetteUse, Result, RunOptions, RunSummary
     from engine.simulator import SimulatorConfig, create_app
     from engine.specs import Param, Spec, available_specs, load_spec, load_spec_file
     from engine.validation import check_payload, payload_violations
@@ -48,6 +49,7 @@ __all__ = [
     "ApiProblem",
     "Backend",
     "BudgetError",
+    "CassetteUse",
     "CredentialError",
     "ImageError",
     "ImportResult",
@@ -92,15 +94,17 @@ __all__ = [
     "load_spec_file",
     "payload_violations",
     "preview_backend",
+    "replay_backend",
     "segmind_backend",
 ]
 
 _HOMES = {
     "engine.docimport": ("ImportResult", "Note", "generate_spec", "import_page", "import_text"),
-    "engine.executor": ("Backend", "execute", "preview_backend", "segmind_backend"),
+    "engine.backends": ("Backend", "preview_backend", "replay_backend", "segmind_backend"),
+    "engine.executor": ("execute",),
     "engine.plan": ("Job", "Plan", "PlanProblem", "build_plan"),
     "engine.recipe": ("Recipe", "RecipeFile", "load_recipe"),
-    "engine.runner": ("Result", "RunOptions", "RunSummary"),
+    "engine.results": ("CassetteUse", "Result", "RunOptions", "RunSummary"),
     "engine.simulator": ("SimulatorConfig", "create_app"),
     "engine.errors": (
         "Abort",

@@ -10,6 +10,11 @@ so the estimate's error cannot carry the run past its cap.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.plan import Plan
+    from engine.triage import Outlook
 
 __all__ = ["CONFIRM_ABOVE_USD", "Budget", "check_spend"]
 
@@ -70,18 +75,25 @@ CONFIRM_ABOVE_USD = 5.0
 
 
 def check_spend(
-    *, where: str, model: str, cost: float | None, budget_usd: float | None, sending: int
+    plan: Plan, outlook: Outlook, *, confirmed: bool = False, can_ask: bool = True
 ) -> str | None:
-    """What must hold before money is spent on what a run will send (``cost``, None: unpriced):
-    a price, a budget it fits. Raises the refusal; returns the question to confirm above $5."""
+    """What must hold before money is spent on what a run will send: a price, a budget it fits,
+    and above $5 a yes (``confirmed``, or the question returned, to ask on a terminal; without
+    one, ``can_ask`` False, the run is refused). Raises the refusal."""
     from engine.errors import BudgetError, InputError  # noqa: PLC0415 - the runner needs none of it
     from engine.formatting import money  # noqa: PLC0415
 
+    where, cost, budget_usd, sending = (
+        plan.recipe_path,
+        outlook.cost_usd,
+        plan.budget_usd,
+        outlook.send,
+    )
     if not sending:
         return None
     if cost is None:
         raise InputError(
-            f"{where}: {model} has no price: set `price_usd` in the recipe "
+            f"{where}: {plan.model} has no price: set `price_usd` in the recipe "
             "(or use --backend preview) to run it"
         )
     if budget_usd is None:
@@ -94,8 +106,11 @@ def check_spend(
             f"{where}: the {sending} jobs to send cost {money(cost)}, more than the "
             f"{money(budget_usd)} budget: raise the budget, or narrow the run with --only or --limit"
         )
-    if cost > CONFIRM_ABOVE_USD:
-        return (
-            f"{sending} jobs to send, about {money(cost)} of a {money(budget_usd)} budget. Run it?"
+    if cost <= CONFIRM_ABOVE_USD or confirmed:
+        return None
+    if not can_ask:
+        raise InputError(
+            f"{where}: the run costs {money(cost)} (over {money(CONFIRM_ABOVE_USD)}): pass --yes "
+            "to run it without a terminal to confirm on"
         )
-    return None
+    return f"{sending} jobs to send, about {money(cost)} of a {money(budget_usd)} budget. Run it?"

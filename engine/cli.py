@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, ParamSpec, TypeVar, cast
 
 import click
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from engine.backends import Backend
     from engine.docimport import Note
-    from engine.executor import Backend
     from engine.ledger import RunRow, Spend
     from engine.plan import Plan
     from engine.progress import ProgressModel
-    from engine.runner import Result, RunOptions
+    from engine.results import Result, RunOptions
     from engine.settings import Home
     from engine.specs import Spec
     from engine.triage import Outlook
@@ -235,155 +236,147 @@ class _Dollars(click.ParamType):  # type: ignore[type-arg]
 )
 @click.pass_context
 @_handles_errors
-def run(
-    ctx: click.Context,
-    *,
-    recipes: tuple[Path, ...],
-    dry_run: bool,
-    as_json: bool,
-    backend: str | None,
-    budget: float | None,
-    concurrency: int,
-    rpm: int | None,
-    out: Path | None,
-    only: tuple[str, ...],
-    limit: int | None,
-    force: bool,
-    yes: bool,
-    cassette: Path | None,
-    record: str,
-    no_report: bool,
-    retry_unknown: bool,
-    rate_window: float,
-) -> None:
+def run(ctx: click.Context, /, **params: Any) -> None:
     """Plan RECIPE... and render them (with --dry-run: plan and price only)."""
-    import json
-
-    from engine.dryrun import describe_plan, plan_json
     from engine.plan import build_plan, parse_only
     from engine.recipe import load_recipe
-    from engine.runner import RunOptions
 
-    if as_json and not dry_run:
+    args = _RunArgs(**params)
+    if args.as_json and not args.dry_run:
         raise click.UsageError("--json goes with --dry-run")
-    if len(recipes) > 1 and cassette is not None:
+    if len(args.recipes) > 1 and args.cassette is not None:
         raise click.UsageError("--cassette takes one recipe at a time")
-    # A replay sends nothing: it needs no key, no price and no budget. `--record once` replays a
-    # cassette that exists already.
-    replay = cassette is not None and (record == "none" or (record == "once" and cassette.exists()))
-    choice = _choose_backend("preview" if replay else backend)
-    pairs = parse_only(only)
+    options = _run_options(args)
+    chosen = _choose_backend(args.backend, replay=_replays(options))
+    pairs = parse_only(args.only)
     plans = [
-        build_plan(load_recipe(path), budget_usd=budget, only=pairs, limit=limit)
-        for path in recipes
+        build_plan(load_recipe(path), budget_usd=args.budget, only=pairs, limit=args.limit)
+        for path in args.recipes
     ]
-    # A run with a cassette never skips a job: the recording must hold them all.
-    options = RunOptions(
-        concurrency=concurrency,
-        rpm=rpm,
-        force=force or cassette is not None,
-        retry_unknown=retry_unknown,
-        replay=replay,
-        rate_window_s=rate_window,
-    )
-    label = "replay" if replay else choice.label
-    outlooks = [
-        _outlook(
-            plan, _out_dir(out, plan), label, options, storage=None if replay else choice.storage
-        )
-        for plan in plans
-    ]
-    if dry_run or any(plan.errors for plan in plans):
-        if as_json:
-            objects = [
-                plan_json(plan, outlook, out_dir=_out_dir(out, plan), backend=label)
-                for plan, outlook in zip(plans, outlooks, strict=True)
-            ]
-            click.echo(json.dumps(objects[0] if len(objects) == 1 else objects, indent=2))
-        else:
-            click.echo(
-                "\n\n".join(
-                    describe_plan(
-                        plan,
-                        outlook,
-                        out_dir=_out_dir(out, plan),
-                        backend=label,
-                        concurrency=concurrency,
-                        rpm=rpm,
-                    )
-                    for plan, outlook in zip(plans, outlooks, strict=True)
-                )
-            )
-        if any(plan.errors for plan in plans):
-            sys.exit(EXIT["invalid_input"])
-        from engine.dryrun import within_budget
-
-        if any(within_budget(p, o) is False for p, o in zip(plans, outlooks, strict=True)):
-            sys.exit(EXIT["budget"])
+    outlooks = [_outlook(plan, _out_dir(args.out, plan), chosen, options) for plan in plans]
+    if args.dry_run or any(plan.errors for plan in plans):
+        _show_plans(plans, outlooks, out=args.out, backend=chosen.label, as_json=args.as_json, options=options)  # fmt: skip
         return
-    if not choice.chosen and not replay:
+    if args.backend is None and chosen.name == "preview":
         click.echo(
             "note: SEGMIND_API_KEY is not set: rendering free local previews "
             "(--backend segmind renders for real)",
             err=True,
         )
-    chosen = _backend(choice)
-    codes = []
-    for plan, outlook in zip(plans, outlooks, strict=True):
-        if choice.charges and not replay:
-            _gate(plan, outlook, yes=yes)
-        elif choice.name == "preview" and not replay:
-            _would_refuse(plan, options, out_dir=_out_dir(out, plan))
-        codes.append(
-            _render(
-                plan,
-                chosen,
-                options,
-                out_dir=_out_dir(out, plan),
-                cassette=cassette,
-                record=record,
-                report=not no_report,
-                resume=_resume_command(ctx, plan),
-            )
-        )
+    codes = [
+        _render(ctx, plan, outlook, chosen, options, out_dir=_out_dir(args.out, plan), yes=args.yes, report=not args.no_report)
+        for plan, outlook in zip(plans, outlooks, strict=True)
+    ]  # fmt: skip
     # The most serious outcome wins; 0 only when every recipe ended well.
     sys.exit(max(codes, key=lambda code: (code != 0, code)))
+
+
+@dataclass(frozen=True)
+class _RunArgs:
+    """The command line of a run, as click parsed it."""
+
+    recipes: tuple[Path, ...]
+    dry_run: bool
+    as_json: bool
+    backend: str | None
+    budget: float | None
+    concurrency: int
+    rpm: int | None
+    out: Path | None
+    only: tuple[str, ...]
+    limit: int | None
+    force: bool
+    yes: bool
+    cassette: Path | None
+    record: Literal["once", "new", "all", "none"]
+    no_report: bool
+    retry_unknown: bool
+    rate_window: float
+
+
+def _run_options(args: _RunArgs) -> RunOptions:
+    """The run's options from its command line. A run with a cassette never skips a job (the
+    recording must hold them all); recording everything again leaves nothing of the old one."""
+    from engine.results import CassetteUse, RunOptions
+
+    cassette, record = args.cassette, args.record
+    use = CassetteUse(cassette, record, drop_unused=record == "all") if cassette else None
+    return RunOptions(
+        concurrency=args.concurrency,
+        rpm=args.rpm,
+        force=args.force or cassette is not None,
+        retry_unknown=args.retry_unknown,
+        rate_window_s=args.rate_window,
+        home=_home().path,
+        cassette=use,
+    )
+
+
+def _replays(options: RunOptions) -> bool:
+    """A replay sends nothing: it needs no key, no price and no budget. `--record once` replays a
+    cassette that exists already."""
+    use = options.cassette
+    return use is not None and (
+        use.record == "none" or (use.record == "once" and use.path.exists())
+    )
+
+
+def _show_plans(
+    plans: Sequence[Plan],
+    outlooks: Sequence[Outlook],
+    *,
+    out: Path | None,
+    backend: str,
+    as_json: bool,
+    options: RunOptions,
+) -> None:
+    """The dry run (or the plan's errors): every job, what it costs, what is rendered already;
+    exits 2 on an invalid plan and 3 on one over its budget."""
+    import json
+
+    from engine.dryrun import describe_plan, plan_json, within_budget
+
+    pairs = list(zip(plans, outlooks, strict=True))
+    if as_json:
+        objects = [plan_json(p, o, out_dir=_out_dir(out, p), backend=backend) for p, o in pairs]
+        click.echo(json.dumps(objects[0] if len(objects) == 1 else objects, indent=2))
+    else:
+        described = (
+            describe_plan(
+                p,
+                o,
+                out_dir=_out_dir(out, p),
+                backend=backend,
+                concurrency=options.concurrency,
+                rpm=options.rpm,
+            )
+            for p, o in pairs
+        )
+        click.echo("\n\n".join(described))
+    if any(plan.errors for plan in plans):
+        sys.exit(EXIT["invalid_input"])
+    if any(within_budget(p, o) is False for p, o in pairs):
+        sys.exit(EXIT["budget"])
 
 
 def _out_dir(out: Path | None, plan: Plan) -> Path:
     return (out or Path("renders")) / plan.recipe
 
 
-class _Choice:
-    """The backend a run will use, before it is built: its name, key and ledger label."""
+def _choose_backend(name: str | None, *, replay: bool = False) -> Backend:
+    """A replay's, the preview (asked for, or no key), or Segmind with a key that can be sent."""
+    from engine.backends import preview_backend, replay_backend, segmind_backend
+    from engine.settings import api_key, base_url
 
-    def __init__(self, name: str, key: str = "", *, chosen: bool = True) -> None:
-        from engine.settings import base_url, host_label, segmind_hosts
-
-        self.name = name
-        self.key = key
-        # False: the preview because no key is set, which the user is told when the run starts.
-        self.chosen = chosen
-        self.base_url = base_url() if name == "segmind" else ""
-        self.label = host_label(self.base_url) if name == "segmind" else name
-        # Where uploads go, as the ledger remembers them (none for a preview: free, per run).
-        self.storage = segmind_hosts(self.base_url).storage if name == "segmind" else None
-
-    @property
-    def charges(self) -> bool:
-        return self.name == "segmind"
-
-
-def _choose_backend(name: str | None) -> _Choice:
-    from engine.settings import api_key
-
+    if replay:
+        return replay_backend()
     key = api_key()
     if name == "preview" or (name is None and not key):
-        return _Choice("preview", chosen=name is not None)
+        return preview_backend()
     if not key:
         raise click.UsageError("--backend segmind needs SEGMIND_API_KEY in the environment")
     _check_key(key)
-    return _Choice("segmind", key)
+    return segmind_backend(key, base_url=base_url())
 
 
 def _check_key(key: str) -> None:
@@ -406,34 +399,18 @@ def _check_key(key: str) -> None:
         )
 
 
-def _backend(choice: _Choice) -> Backend:
-    from engine.executor import preview_backend, segmind_backend
-
-    if choice.name == "preview":
-        return preview_backend()
-    return segmind_backend(choice.key, base_url=choice.base_url)
-
-
-def _outlook(
-    plan: Plan, out_dir: Path, label: str, options: RunOptions, *, storage: str | None = None
-) -> Outlook:
+def _outlook(plan: Plan, out_dir: Path, backend: Backend, options: RunOptions) -> Outlook:
     """What each job of ``plan`` needs, from the ledger (if there is one yet) and the output folder."""
     from engine.ledger import Ledger
     from engine.outputs import OutputStore
     from engine.settings import ledger_path
     from engine.triage import Triage
 
-    path = ledger_path(_home().path)
+    path = ledger_path(options.home)
     book = Ledger(path) if path.exists() else None
     try:
-        triage = Triage(
-            book,
-            label,
-            OutputStore(out_dir),
-            force=options.force,
-            retry_unknown=options.retry_unknown,
-            model=plan.model,
-            storage=storage,
+        triage = Triage.for_run(
+            book, OutputStore(out_dir), backend=backend, options=options, model=plan.model
         )
         return triage.outlook(plan)
     finally:
@@ -456,45 +433,25 @@ def _home() -> Home:
 
 
 def _gate(plan: Plan, outlook: Outlook, *, yes: bool) -> None:
-    """What must hold before money is spent, on what will be sent: a price, a budget it fits, and
-    a yes above $5."""
-    from engine.budget import CONFIRM_ABOVE_USD, check_spend
+    """The budget's policy (engine.budget.check_spend), and its question asked on the terminal."""
+    from engine.budget import check_spend
     from engine.errors import InputError
-    from engine.formatting import money
 
-    question = check_spend(
-        where=plan.recipe_path,
-        model=plan.model,
-        cost=outlook.cost_usd,
-        budget_usd=plan.budget_usd,
-        sending=outlook.send,
-    )
-    if question is None or yes:
-        return
-    if not sys.stdin.isatty():
-        raise InputError(
-            f"{plan.recipe_path}: the run costs {money(outlook.cost_usd)} (over "
-            f"{money(CONFIRM_ABOVE_USD)}): pass --yes to run it without a terminal to confirm on"
-        )
-    if not click.confirm(f"{plan.recipe}: {question}", err=True):
+    question = check_spend(plan, outlook, confirmed=yes, can_ask=sys.stdin.isatty())
+    if question is not None and not click.confirm(f"{plan.recipe}: {question}", err=True):
         raise InputError("not confirmed: nothing was sent")
 
 
 def _would_refuse(plan: Plan, options: RunOptions, *, out_dir: Path) -> None:
     """A preview renders whatever it costs on Segmind; it says when Segmind's run would be refused."""
+    from engine.backends import segmind_backend
     from engine.budget import check_spend
     from engine.errors import RenderError
-    from engine.settings import base_url, host_label
+    from engine.settings import base_url
 
-    outlook = _outlook(plan, out_dir, host_label(base_url()), options)
+    outlook = _outlook(plan, out_dir, segmind_backend("", base_url=base_url()), options)
     try:
-        check_spend(
-            where=plan.recipe_path,
-            model=plan.model,
-            cost=outlook.cost_usd,
-            budget_usd=plan.budget_usd,
-            sending=outlook.send,
-        )
+        check_spend(plan, outlook, confirmed=True)
     except RenderError as refusal:
         reason = str(refusal).removeprefix(f"{plan.recipe_path}: ")
         click.echo(
@@ -526,45 +483,48 @@ def _resume_command(ctx: click.Context, plan: Plan) -> str:
         words += ["--only", pair]
     if params.get("cassette") is not None:
         words += ["--record", str(params["record"])]
-    words += [flag for flag, name in (("--yes", "yes"), ("--retry-unknown", "retry_unknown"), ("--no-report", "no_report")) if params.get(name)]  # fmt: skip
+    words += [
+        flag
+        for flag, name in (
+            ("--yes", "yes"),
+            ("--retry-unknown", "retry_unknown"),
+            ("--no-report", "no_report"),
+        )
+        if params.get(name)
+    ]
     return shlex.join(words)
 
 
 def _render(
+    ctx: click.Context,
     plan: Plan,
+    outlook: Outlook,
     backend: Backend,
     options: RunOptions,
     *,
     out_dir: Path,
-    resume: str,
-    cassette: Path | None = None,
-    record: str = "once",
-    report: bool = True,
+    yes: bool,
+    report: bool,
 ) -> int:
+    """One recipe's run, after the budget's yes (Segmind) or the preview's note; its exit code."""
+    import dataclasses
+
     from engine.executor import execute
     from engine.progress import ProgressModel
 
-    label = "replay" if options.replay else backend.label
-    model = ProgressModel(plan, label=label, charges=backend.charges and not options.replay)
+    if backend.charges:
+        _gate(plan, outlook, yes=yes)
+    elif backend.name == "preview":
+        _would_refuse(plan, options, out_dir=out_dir)
+    model = ProgressModel(plan, label=backend.label, charges=backend.charges)
     try:
         with _LiveProgress(model, interactive=sys.stderr.isatty()) as live:
-            summary = execute(
-                plan,
-                backend=backend,
-                out_dir=out_dir,
-                options=options,
-                budget_usd=plan.budget_usd,
-                home=_home().path,
-                on_result=live.update,
-                cassette=cassette,
-                record=record,
-                # Recording everything again leaves nothing of the old recording behind.
-                drop_unused=record == "all",
-            )
+            options = dataclasses.replace(options, on_result=live.update)
+            summary = execute(plan, backend=backend, out_dir=out_dir, options=options)
     except KeyboardInterrupt:
         click.echo(
             f"interrupted: what finished is recorded in {out_dir}/, and requests already sent "
-            f"are collected, not paid again, by running:\n  {resume}",
+            f"are collected, not paid again, by running:\n  {_resume_command(ctx, plan)}",
             err=True,
         )
         return EXIT["interrupted"]
@@ -882,6 +842,12 @@ def _print_ledger(path: Path, rows: Sequence[Spend], runs: Sequence[RunRow]) -> 
             for r in runs
         ],
     )
+    _print_charges(runs)
+
+
+def _print_charges(runs: Sequence[RunRow]) -> None:
+    from engine.formatting import money
+
     for r in runs:
         if r.charged_jobs:
             # What Segmind reported charging, against the estimates of the same jobs; its units are
@@ -917,25 +883,26 @@ def settle(*, as_json: bool) -> None:
     import json
 
     from engine.client import SegmindClient
-    from engine.formatting import money
     from engine.ledger import Ledger
-    from engine.settings import ledger_path, segmind_hosts
+    from engine.settings import ledger_path
     from engine.settle import settle_all
 
-    choice = _choose_backend("segmind")
+    backend = _choose_backend("segmind")
     path = ledger_path(_home().path)
     if not path.exists():
         click.echo(json.dumps([]) if as_json else f"nothing to settle (no ledger at {path})")
         return
-    hosts = segmind_hosts(choice.base_url)
     book = Ledger(path)
 
     async def main() -> list[Any]:
         client = SegmindClient(
-            hosts.api, choice.key, storage_url=hosts.storage, history_url=hosts.history
+            backend.base_url,
+            backend.api_key,
+            storage_url=backend.storage_url,
+            history_url=backend.history_url,
         )
         try:
-            return await settle_all(book, client, backend=choice.label)
+            return await settle_all(book, client, backend=backend.label)
         finally:
             await client.aclose()
 
@@ -943,6 +910,14 @@ def settle(*, as_json: bool) -> None:
         settled = asyncio.run(main())
     finally:
         book.close()
+    _print_settled(settled, label=backend.label, as_json=as_json)
+
+
+def _print_settled(settled: Sequence[tuple[Any, Any]], *, label: str, as_json: bool) -> None:
+    import json
+
+    from engine.formatting import money
+
     if as_json:
         rows = [
             {
@@ -959,7 +934,7 @@ def settle(*, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not settled:
-        click.echo(f"nothing to settle: no request of {choice.label} has an unknown outcome")
+        click.echo(f"nothing to settle: no request of {label} has an unknown outcome")
         return
     for row, outcome in settled:
         what = {

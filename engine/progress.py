@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from engine.formatting import count, money, seconds_text
 from engine.plan import Plan
-from engine.runner import Result, RunSummary, Status
+from engine.results import Result, RunSummary, Status
 
 __all__ = ["ProgressModel"]
 

@@ -181,33 +181,12 @@ class RecipeItem(pytest.Item):
         if not cassette.exists():
             pytest.skip(f"no cassette for this recipe ({cassette})")
         from engine.cassettes import recorded_against_preview  # noqa: PLC0415
-        from engine.executor import execute, preview_backend  # noqa: PLC0415
-        from engine.runner import RunOptions  # noqa: PLC0415
 
-        plan = self._plan()
         # A cassette of the bundled simulator is free to bring up to date; one of Segmind costs money
         # to record, so only the user re-records it (render RECIPE --cassette ... --record new).
         free = recorded_against_preview(cassette)
-        rerecord = self.config.getoption("render_update") and free
-        advice = (
-            "run pytest --render-update to record it again, free"
-            if free
-            else f"this cassette was recorded against Segmind: re-record it with `render {self.path} "
-            f"--cassette {cassette} --record new` (it costs money)"
-        )
-        with tempfile.TemporaryDirectory(prefix="render-replay-") as scratch:
-            summary = execute(
-                plan,
-                backend=preview_backend(),
-                out_dir=Path(scratch) / "out",
-                options=RunOptions(force=True, replay=not rerecord),
-                budget_usd=None,
-                home=Path(scratch) / "home",
-                cassette=cassette,
-                record="new" if rerecord else "none",
-                drop_unused=bool(rerecord),
-                miss_advice=advice,
-            )
+        rerecord = bool(self.config.getoption("render_update")) and free
+        summary = self._replayed(cassette, free=free, rerecord=rerecord)
         if summary.cassette:
             _wrote(self.config, f"re-recorded cassette {summary.cassette.removeprefix('wrote ')}")
         failed: dict[str, list[str]] = defaultdict(list)
@@ -221,6 +200,31 @@ class RecipeItem(pytest.Item):
             if not free:
                 lines.append("--render-update leaves a cassette recorded against Segmind alone")
             raise RecipeProblem("\n".join(lines))
+
+    def _replayed(self, cassette: Path, *, free: bool, rerecord: bool) -> Any:
+        """The recipe run from its cassette (or, ``rerecord``, on the preview into it), in a
+        scratch folder with a ledger of its own."""
+        from engine.backends import preview_backend, replay_backend  # noqa: PLC0415
+        from engine.executor import execute  # noqa: PLC0415
+        from engine.results import CassetteUse, RunOptions  # noqa: PLC0415
+
+        advice = (
+            "run pytest --render-update to record it again, free"
+            if free
+            else f"this cassette was recorded against Segmind: re-record it with `render {self.path} "
+            f"--cassette {cassette} --record new` (it costs money)"
+        )
+        use = CassetteUse(
+            cassette, "new" if rerecord else "none", drop_unused=rerecord, miss_advice=advice
+        )
+        with tempfile.TemporaryDirectory(prefix="render-replay-") as scratch:
+            options = RunOptions(force=True, home=Path(scratch) / "home", cassette=use)
+            return execute(
+                self._plan(),
+                backend=preview_backend() if rerecord else replay_backend(),
+                out_dir=Path(scratch) / "out",
+                options=options,
+            )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, RecipeProblem):

@@ -3,11 +3,10 @@
 For each job, the triage (engine.triage) says what it needs: reuse a picture already paid for,
 collect a request an earlier run left queued, fetch the outputs of a paid request, settle an unknown
 one through request history, or send it. To send, the runner reserves its price, uploads its local
-images to Segmind Storage (once each), writes ``sending`` to the ledger and the manifest, and only
-then sends it, at the pace the account allows (engine.ratelimit). Retries (429, 5xx, connections
-that failed before the request left, downloads) happen here and only here, with tenacity; a 429
-slows the whole run and never fails a job. A 401/403/404 or a 406 about credits stops new
-submissions while jobs in flight finish.
+images to Segmind Storage (once each), has the journal write ``sending``, and only then sends it,
+at the pace the account allows (engine.ratelimit), under the run's one retry policy
+(engine.retrying). A 401/403/404 or a 406 about credits stops new submissions while jobs in flight
+finish. Every state change is written by the journal (engine.journal); this module decides them.
 """
 
 from __future__ import annotations
@@ -15,109 +14,31 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import tenacity
-from pydantic import BaseModel, ConfigDict
-
+from engine.backends import Backend
 from engine.budget import Budget
-from engine.client import MAX_RATE_WAIT_S, Finished, Output, SegmindClient, Submitted
+from engine.client import Finished, Output, SegmindClient, Submitted
 from engine.errors import Abort, Ambiguous, ApiProblem, JobFailed, Retryable
-from engine.ledger import (
-    FAILED,
-    HELD,
-    NOT_SENT,
-    SENDING,
-    SKIPPED,
-    SUBMITTED,
-    SUCCEEDED,
-    UNFETCHED,
-    UNKNOWN,
-    Ledger,
-    new_run_id,
-)
+from engine.journal import Journal
+from engine.ledger import FAILED, HELD, SKIPPED, SUBMITTED, SUCCEEDED, UNFETCHED, UNKNOWN, Ledger
 from engine.outputs import OutputStore
 from engine.plan import Job, Plan
 from engine.polling import LatencyModel
 from engine.ratelimit import Pace
+from engine.results import Result, RunOptions, RunSummary
+from engine.retrying import RetryPolicy
 from engine.settle import body_sha256, model_slug, settle_row
 from engine.triage import Decision, Triage, payload_sha256
 from engine.uploads import Uploads, to_upload
 
-__all__ = ["Result", "RunOptions", "RunSummary", "Runner", "payload_sha256"]
+__all__ = ["Runner", "payload_sha256"]
 
-Status = Literal["succeeded", "skipped", "failed", "unknown", "unfetched", "not-sent"]
-
-
-class Result(BaseModel):
-    """How one job ended."""
-
-    model_config = ConfigDict(frozen=True)
-
-    job: str
-    status: Status
-    outputs: tuple[str, ...] = ()
-    cost_usd: float = 0.0
-    error: str | None = None
-    seconds: float = 0.0
-    polls: int = 0
-    # A job paid for whose files could not be downloaded: where they are, for the next run.
-    urls: tuple[str, ...] = ()
-
-
-class RunSummary(BaseModel):
-    """How a run ended: counts, money, and why it stopped if it stopped early."""
-
-    model_config = ConfigDict(frozen=True)
-
-    run_id: str
-    out_dir: str
-    results: tuple[Result, ...]
-    spent_usd: float
-    unknown_usd: float
-    aborted: str | None
-    budget_reached: bool
-    interrupted: bool
-    seconds: float
-    # What the run wrote to its cassette, in words (None: no cassette, or nothing written).
-    cassette: str | None = None
-    # The pace the account allowed: how many submissions were answered 429, what rate was learned.
-    rate_limited: int = 0
-    learned_rpm: float | None = None
-    uploads: int = 0
-    # What Segmind said it charged, against the estimates of the same jobs.
-    charged_usd: float = 0.0
-    charged_estimate_usd: float = 0.0
-    charged_jobs: int = 0
-
-    def count(self, status: Status) -> int:
-        return sum(1 for r in self.results if r.status == status)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run: concurrency, rate, what to re-send, and the retry policy's pace."""
-
-    concurrency: int = 8
-    rpm: int | None = None
-    force: bool = False
-    retry_unknown: bool = False
-    max_attempts: int = 8
-    backoff_s: float = 0.5
-    max_backoff_s: float = 30.0
-    max_poll_s: float = 3600.0
-    # A status render does not know is polled this long before the job is left unknown.
-    max_unknown_status_s: float = 300.0
-    # How long one request may wait out 429s before it gives up (its job then fails, unbilled).
-    max_rate_wait_s: float = 1800.0
-    # The length of Segmind's rate window ("a minute"); tests shrink it with the simulator's.
-    rate_window_s: float = 60.0
-    replay: bool = False
+# States a queued request passes through on its way to COMPLETED (or FAILED, which the client raises).
+_WAITING = frozenset({"QUEUED", "PROCESSING", "IN_PROGRESS", "PENDING", "STARTING"})
 
 
 class _Stopped(Exception):
@@ -143,20 +64,24 @@ class _Hold:
 
 
 @dataclass
-class _State:
-    stop: str | None = None
-    budget_reached: bool = False
-    results: list[Result] = field(default_factory=list)
+class _Wire:
+    """One submission's tries, and whether the last one left (a cancel then may have been billed)."""
+
+    attempts: int = 0
+    on_the_wire: bool = False
+
+
+@dataclass
+class _Polling:
+    """One queued request's polls since Segmind accepted it, and since when its state is strange."""
+
+    accepted: float
     polls: int = 0
+    strange_since: float | None = None
 
 
 class Runner:
-    """Runs one plan; ``on_result`` hears of each job as it ends (the progress bar).
-
-    ``label`` names the backend in the ledger (``segmind``, ``segmind@host:port``, ``preview``,
-    ``replay``); ``charge`` is False where nothing is billed (the preview, a replay); ``storage``
-    names the host uploads are remembered for (None: within this run only, as a cassette needs).
-    """
+    """Runs one plan on ``backend``, whose label, charging and replaying it takes."""
 
     def __init__(
         self,
@@ -167,11 +92,7 @@ class Runner:
         store: OutputStore,
         budget: Budget,
         options: RunOptions,
-        label: str = "segmind",
-        charge: bool = True,
-        storage: str | None = None,
-        triage: Triage | None = None,
-        on_result: Callable[[Result], None] = lambda _result: None,
+        backend: Backend,
     ) -> None:
         self.plan = plan
         self.spec = plan.spec
@@ -183,42 +104,31 @@ class Runner:
         # (that money was committed under the earlier run's cap, and collecting it is free).
         self.carried = Budget(None)
         self.options = options
-        self.label = label
-        self.charge = charge
-        self.triage = triage or Triage(
-            ledger,
-            label,
-            store,
-            force=options.force,
-            retry_unknown=options.retry_unknown,
-            model=self.spec.id,
-            storage=storage,
+        self.backend = backend
+        self.journal = Journal(
+            plan, ledger=ledger, store=store, label=backend.label, on_result=options.on_result
         )
-        self.on_result = on_result
-        self.run_id = new_run_id()
+        self.triage = Triage.for_run(
+            ledger, store, backend=backend, options=options, model=self.spec.id
+        )
         self.pace = Pace(options.rpm, window_s=options.rate_window_s)
-        self.uploads = Uploads(client, ledger, host=storage, retrying=self._with_retries)
+        self.retry = RetryPolicy(options, self.pace)
+        self.uploads = Uploads(client, ledger, host=self.triage.storage, retrying=self.retry.call)
         self.latency = LatencyModel(self.spec.latency_s)
-        self.state = _State()
-        self._syncs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="manifest")
+        self.stop: str | None = None
+        self.budget_reached = False
         self._twins: dict[str, asyncio.Future[Result]] = {}
         self._charged: list[tuple[float, float]] = []
         # Request history's listings, read once a run however many unknown jobs they settle.
         self._history: dict[Any, Any] = {}
 
+    @property
+    def run_id(self) -> str:
+        return self.journal.run_id
+
     async def run(self) -> RunSummary:
         started = time.monotonic()
-        self._started_at = datetime.now(UTC).isoformat(timespec="seconds")
-        self.store.prepare()
-        self.ledger.start_run(
-            self.run_id,
-            recipe=self.plan.recipe,
-            recipe_path=str(Path(self.plan.recipe_path).absolute()),
-            model=self.spec.id,
-            backend=self.label,
-            out_dir=str(self.store.root),
-            budget_usd=self.budget.cap_usd,
-        )
+        self.journal.begin(budget_usd=self.budget.cap_usd)
         jobs = iter(self.plan.jobs)
         interrupted = False
         try:
@@ -229,74 +139,49 @@ class Runner:
             interrupted = True
             raise
         finally:
-            self._syncs.shutdown(wait=True)
-            status = "interrupted" if interrupted else "aborted" if self.state.stop else "done"
-            self.ledger.finish_run(
-                self.run_id,
-                status,
-                rate_limited=self.pace.limited_count,
-                learned_rpm=self.pace.learned,
-            )
-            self._record_run(status, started)
-            self.summary = RunSummary(
-                run_id=self.run_id,
-                out_dir=str(self.store.root),
-                results=tuple(self.state.results),
-                spent_usd=round(self.budget.spent_usd + self.carried.spent_usd, 6),
-                unknown_usd=round(self.budget.unknown_usd + self.carried.unknown_usd, 6),
-                aborted=self.state.stop,
-                budget_reached=self.state.budget_reached,
-                interrupted=interrupted,
-                seconds=time.monotonic() - started,
-                rate_limited=self.pace.limited_count,
-                learned_rpm=self.pace.learned,
-                uploads=self.uploads.uploaded,
-                charged_usd=round(sum(charged for charged, _ in self._charged), 6),
-                charged_estimate_usd=round(sum(estimate for _, estimate in self._charged), 6),
-                charged_jobs=len(self._charged),
-            )
+            self.summary = self._summary(interrupted, seconds=time.monotonic() - started)
+            status = "interrupted" if interrupted else "aborted" if self.stop else "done"
+            self.journal.end(status, self.summary)
         return self.summary
 
-    def _record_run(self, status: str, started: float) -> None:
-        """``runs/<run id>.json`` beside the manifest: what a report of this run needs to say."""
-        self.store.write_run(
-            self.run_id,
-            {
-                "id": self.run_id,
-                "recipe": self.plan.recipe,
-                "recipe_path": self.plan.recipe_path,
-                "model": self.spec.id,
-                "backend": self.label,
-                "status": status,
-                "budget_usd": self.budget.cap_usd,
-                "spent_usd": round(self.budget.spent_usd + self.carried.spent_usd, 6),
-                "unknown_usd": round(self.budget.unknown_usd + self.carried.unknown_usd, 6),
-                "started": self._started_at,
-                "seconds": round(time.monotonic() - started, 3),
-                "axes": list(self.plan.axes),
-                "values": {axis: list(values) for axis, values in self.plan.value_order.items()},
-                "jobs": [job.id for job in self.plan.jobs],
-                "recipe_jobs": list(self.plan.recipe_jobs),
-            },
+    def _summary(self, interrupted: bool, *, seconds: float) -> RunSummary:
+        return RunSummary(
+            run_id=self.run_id,
+            out_dir=str(self.store.root),
+            results=tuple(self.journal.results),
+            spent_usd=round(self.budget.spent_usd + self.carried.spent_usd, 6),
+            unknown_usd=round(self.budget.unknown_usd + self.carried.unknown_usd, 6),
+            aborted=self.stop,
+            budget_reached=self.budget_reached,
+            interrupted=interrupted,
+            seconds=seconds,
+            rate_limited=self.pace.limited_count,
+            learned_rpm=self.pace.learned,
+            uploads=self.uploads.uploaded,
+            charged_usd=round(sum(charged for charged, _ in self._charged), 6),
+            charged_estimate_usd=round(sum(estimate for _, estimate in self._charged), 6),
+            charged_jobs=len(self._charged),
         )
 
     async def _worker(self, jobs: Iterator[Job]) -> None:
         for job in jobs:
-            if self.state.stop:
-                error = f"not sent: {self.state.stop}"
-                self._finish(self._ended(job, Result(job=job.id, status="not-sent", error=error)))
-                continue
-            self._finish(await self._job(job))
+            if self.stop:
+                stopped = Result(job=job.id, status="not-sent", error=f"not sent: {self.stop}")
+                self.journal.ended(job, stopped, digest=None)
+            else:
+                await self._job(job)
 
-    def _finish(self, result: Result) -> None:
-        self.state.results.append(result)
-        self.on_result(result)
-
-    async def _job(self, job: Job) -> Result:
+    async def _job(self, job: Job) -> None:
         digest = payload_sha256(job, self.triage.digests)
         twin = self._twins.get(digest)
         if twin is not None:
-            return await self._copy_of(job, digest, await asyncio.shield(twin))
+            result = await self._copy_of(job, digest, await asyncio.shield(twin))
+        else:
+            result = await self._first_of_its_payload(job, digest)
+        self.journal.ended(job, result, digest=digest)
+
+    async def _first_of_its_payload(self, job: Job, digest: str) -> Result:
+        """The job that decides for every job of this run with the same payload (its twins)."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._twins[digest] = future
         try:
@@ -318,28 +203,24 @@ class Runner:
             return await self._reuse(
                 job, digest, sources, note="same payload as another job of this run"
             )
-        result = original.model_copy(update={"job": job.id, "cost_usd": 0.0, "outputs": ()})
+        result = original.model_copy(
+            update={"job": job.id, "cost_usd": 0.0, "outputs": (), "sha256": ()}
+        )
         if result.status in {"failed", "unknown", "unfetched"}:
             # An unknown or unfetched twin is decided by the original's row (the same payload).
             status = FAILED if result.status == "failed" else HELD
-            self._record(
-                job,
-                digest,
-                status,
-                0.0,
-                error=f"same payload as another job of this run: {result.error}",
-            )
-        return self._ended(job, result, digest=digest)
+            error = f"same payload as another job of this run: {result.error}"
+            self.journal.row(job, digest, status, error=error)
+        return result
 
     async def _decided(self, job: Job, digest: str) -> Result:
         # Checking earlier outputs hashes files: off the event loop.
         decision = await asyncio.to_thread(self.triage.decide, job, digest)
-        if decision.action == "unknown" and decision.record is not None and self.charge:
+        if decision.action == "unknown" and decision.record is not None and self.backend.charges:
             decision = await self._settle(job, digest, decision)
         if decision.action == "reuse":
-            return await self._reuse(
-                job, digest, decision.sources, note=f"done by run {decision.run_id}"
-            )
+            note = f"done by run {decision.run_id}"
+            return await self._reuse(job, digest, decision.sources, note=note)
         if decision.action == "collect":
             return await self._collect(job, digest, decision)
         if decision.action == "fetch":
@@ -349,19 +230,9 @@ class Runner:
                 f"sent by run {decision.run_id} but never answered: it may have been billed; "
                 "--retry-unknown sends it again"
             )
-            self._record(job, digest, HELD, 0.0, error=error)
-            return self._ended(
-                job, Result(job=job.id, status="unknown", error=error), digest=digest
-            )
-        price = self._price(job)
-        held = self.budget.reserve(price)
-        if held is None:
-            self.state.budget_reached = True
-            error = f"not sent: the budget (${self.budget.cap_usd:.2f}) is reached"
-            return self._ended(
-                job, Result(job=job.id, status="not-sent", error=error), digest=digest
-            )
-        return await self._send(job, digest, _Hold(self.budget, held, price))
+            self.journal.row(job, digest, HELD, error=error)
+            return Result(job=job.id, status="unknown", error=error)
+        return await self._within_budget(job, digest)
 
     async def _settle(self, job: Job, digest: str, decision: Decision) -> Decision:
         """An earlier request nobody knows the fate of: ask request history before deciding."""
@@ -374,30 +245,25 @@ class Runner:
             client=self.client,
             ledger=self.ledger,
             model=model_slug(self.spec.endpoint),
-            retrying=self._with_retries,
+            retrying=self.retry.call,
             pages=self._history,
         )
         # What the ledger now says decides again: fetch what succeeded, send what failed.
-        return (
-            await asyncio.to_thread(self.triage.decide, job, digest)
-            if settled.status != "unknown"
-            else decision
-        )
+        if settled.status == "unknown":
+            return decision
+        return await asyncio.to_thread(self.triage.decide, job, digest)
 
     def _price(self, job: Job) -> float:
-        return (job.cost_usd or 0.0) if self.charge else 0.0
+        return (job.cost_usd or 0.0) if self.backend.charges else 0.0
 
-    def _record(self, job: Job, digest: str, status: str, reserved: float, **fields: Any) -> None:
-        self.ledger.job(
-            self.run_id,
-            job.id,
-            model=self.spec.id,
-            backend=self.label,
-            payload_sha256=digest,
-            status=status,
-            reserved_usd=reserved,
-            **fields,
-        )
+    async def _within_budget(self, job: Job, digest: str) -> Result:
+        price = self._price(job)
+        held = self.budget.reserve(price)
+        if held is None:
+            self.budget_reached = True
+            error = f"not sent: the budget (${self.budget.cap_usd:.2f}) is reached"
+            return Result(job=job.id, status="not-sent", error=error)
+        return await self._send(job, digest, _Hold(self.budget, held, price))
 
     async def _collect(self, job: Job, digest: str, decision: Decision) -> Result:
         """A request an earlier run left queued: poll it; its money moves to this run's row."""
@@ -405,19 +271,7 @@ class Runner:
         assert submitted is not None
         price = self._price(job)
         self.carried.hold(price)
-        self.ledger.take_over(
-            self.run_id,
-            job.id,
-            model=self.spec.id,
-            backend=self.label,
-            payload_sha256=digest,
-            reserved_usd=price,
-            request_id=submitted.request_id,
-            poll_url=submitted.status_url,
-            result_url=submitted.result_url,
-            estimated_usd=price,
-        )
-        self._note(job, digest, SUBMITTED, request=submitted)
+        self.journal.taken_over(job, digest, submitted, price=price)
         hold = _Hold(self.carried, price, price)
         return await self._poll_until_done(job, digest, hold, submitted, time.monotonic())
 
@@ -430,187 +284,169 @@ class Runner:
         if missing:
             error = _unfetched(missing)
             if not own:
-                self._record(
-                    job,
-                    digest,
-                    UNFETCHED,
-                    0.0,
-                    cost_usd=0.0,
-                    output_urls=list(decision.urls),
-                    error=error,
-                )
-            return self._ended(
-                job, Result(job=job.id, status="unfetched", error=error), digest=digest
-            )
+                urls = list(decision.urls)
+                self.journal.row(job, digest, UNFETCHED, cost_usd=0.0, output_urls=urls, error=error)  # fmt: skip
+            return Result(job=job.id, status="unfetched", error=error, urls=decision.urls)
         paths, hashes = await self._written(job, outputs)
-        fields = {
+        seconds = time.monotonic() - started
+        fields: dict[str, Any] = {
             "output_paths": paths,
             "output_sha256": hashes,
-            "seconds": round(time.monotonic() - started, 3),
+            "seconds": round(seconds, 3),
         }
         if own:
-            self.ledger.finish_job(self.run_id, job.id, SUCCEEDED, **fields)
-            cost = self.ledger.cost(self.run_id, job.id)
+            self.journal.finish(job, SUCCEEDED, **fields)
+            cost = self.journal.cost(job)
         else:
             # The same request: its id, and no money (the row that recorded the charge keeps it).
             note = f"outputs of the request run {decision.run_id} paid for"
             request = decision.record.request_id if decision.record is not None else None
-            self._record(
-                job, digest, SUCCEEDED, 0.0, cost_usd=0.0, error=note, request_id=request, **fields
-            )
+            self.journal.row(job, digest, SUCCEEDED, cost_usd=0.0, error=note, request_id=request, **fields)  # fmt: skip
             cost = 0.0
-        result = Result(
+        return Result(
             job=job.id,
             status="succeeded",
             outputs=tuple(paths),
+            sha256=tuple(hashes),
             cost_usd=cost,
-            seconds=time.monotonic() - started,
+            seconds=seconds,
         )
-        return self._ended(job, result, digest=digest, hashes=hashes)
 
     async def _send(self, job: Job, digest: str, hold: _Hold) -> Result:
         started = time.monotonic()
-        try:
-            # Images are read (and uploaded, once) now, before anything says "sending": one that
-            # vanished or changed since the plan fails this job alone, and nothing is sent.
-            urls = await self.uploads.urls(to_upload(self.spec, job.payload))
-            body = await self.client.body(self.spec, job.payload, urls=urls)
-        except Abort as problem:
-            self._note_abort(problem)
-            return self._not_sent(job, digest, hold, f"not sent: {self.state.stop}")
-        except ApiProblem as problem:
-            hold.release()
-            self._record(job, digest, FAILED, 0.0, error=problem.message)
-            return self._ended(
-                job, Result(job=job.id, status="failed", error=problem.message), digest=digest
-            )
-        # Written before the request leaves: a kill now leaves "sending", never a silent re-send.
-        self._record(
-            job,
-            digest,
-            SENDING,
-            hold.held,
-            estimated_usd=hold.estimate,
-            body_sha256=body_sha256(body),
+        body = await self._body(job, digest, hold)
+        if isinstance(body, Result):
+            return body
+        self.journal.sending(
+            job, digest, held=hold.held, estimate=hold.estimate, body=body_sha256(body)
         )
-        self._note(job, digest, SENDING)
-        attempts = 0
-        on_the_wire = False
+        wire = _Wire()
         try:
-            async for attempt in self._retrying(submission=True):
-                with attempt:
-                    attempts += 1
-                    await self.pace.wait()
-                    if self.state.stop:
-                        # An abort came while this job waited to (re)try: it must not go out now.
-                        raise _Stopped(self.state.stop)
-                    on_the_wire = True
-                    answer = await self.client.send(self.spec, body)
-                    on_the_wire = False
-                    self.pace.accepted()
+            answer = await self._submit(body, wire)
         except _Stopped as stopped:
             return self._not_sent(job, digest, hold, f"not sent: {stopped}")
         except (JobFailed, Abort, Retryable) as problem:
             hold.release()
-            return self._ended_badly(job, digest, problem, "failed", started, attempts=attempts)
+            return self._ended_badly(job, problem, "failed", started, attempts=wire.attempts)
         except Ambiguous as problem:
             hold.unknown()
-            return self._ended_badly(job, digest, problem, "unknown", started, attempts=attempts)
+            return self._ended_badly(job, problem, "unknown", started, attempts=wire.attempts)
         except asyncio.CancelledError:
-            if on_the_wire:
+            if wire.on_the_wire:
                 hold.unknown()
             else:
-                self._not_sent(job, digest, hold, "not sent: interrupted")
+                interrupted = self._not_sent(job, digest, hold, "not sent: interrupted")
+                self.journal.ended(job, interrupted, digest=digest)
             raise
         if isinstance(answer, Finished):
-            self.ledger.update(self.run_id, job.id, attempts=attempts)
-            return await self._succeeded(job, digest, hold, answer, started, polls=0)
-        # The request id is on disk the moment it returns: a kill now means "poll it", not "pay again".
-        self.ledger.update(
-            self.run_id,
-            job.id,
-            attempts=attempts,
-            status=SUBMITTED,
-            request_id=answer.request_id,
-            poll_url=answer.status_url,
-            result_url=answer.result_url,
-        )
-        self._note(job, digest, SUBMITTED, request=answer)
+            self.journal.update(job, attempts=wire.attempts)
+            return await self._succeeded(job, hold, answer, started, polls=0)
+        self.journal.queued(job, digest, answer, attempts=wire.attempts)
         return await self._poll_until_done(job, digest, hold, answer, started)
+
+    async def _body(self, job: Job, digest: str, hold: _Hold) -> bytes | Result:
+        """The request body, its local images uploaded (once each). Read now, before anything
+        says "sending": an image that vanished or changed since the plan fails this job alone."""
+        try:
+            urls = await self.uploads.urls(to_upload(self.spec, job.payload))
+            return await self.client.body(self.spec, job.payload, urls=urls)
+        except Abort as problem:
+            self._note_abort(problem)
+            return self._not_sent(job, digest, hold, f"not sent: {self.stop}")
+        except ApiProblem as problem:
+            hold.release()
+            self.journal.row(job, digest, FAILED, error=problem.message)
+            return Result(job=job.id, status="failed", error=problem.message)
+
+    async def _submit(self, body: bytes, wire: _Wire) -> Finished | Submitted:
+        """The body sent at the account's pace, tried again under the retry policy."""
+        async for attempt in self.retry.attempts(submission=True):
+            with attempt:
+                wire.attempts += 1
+                await self.pace.wait()
+                if self.stop:
+                    # An abort came while this job waited to (re)try: it must not go out now.
+                    raise _Stopped(self.stop)
+                wire.on_the_wire = True
+                answer = await self.client.send(self.spec, body)
+                wire.on_the_wire = False
+                self.pace.accepted()
+        return answer
 
     def _not_sent(self, job: Job, digest: str, hold: _Hold, error: str) -> Result:
         hold.release()
-        self._record(job, digest, NOT_SENT, 0.0, error=error)
-        return self._ended(job, Result(job=job.id, status="not-sent", error=error), digest=digest)
+        self.journal.not_sent(job, digest, error)
+        return Result(job=job.id, status="not-sent", error=error)
 
     async def _poll_until_done(
         self, job: Job, digest: str, hold: _Hold, submitted: Submitted, started: float
     ) -> Result:
-        """Poll a queued job until it ends, at the moments the latency model expects it to."""
-        polls = 0
+        """Poll a queued job until it ends, and download what it made."""
         # The job's clock starts when Segmind accepted it, not when it waited for a connection.
-        accepted = time.monotonic()
-        strange_since: float | None = None
+        polling = _Polling(accepted=time.monotonic())
         try:
-            while True:
-                elapsed = time.monotonic() - accepted
-                if elapsed > self.options.max_poll_s:
-                    raise Ambiguous(
-                        f"still running after {elapsed:.0f} s; request {submitted.request_id} is kept for the next run"
-                    )
-                # A replay's answers are on disk: nothing to wait for.
-                delay = 0.0 if self.options.replay else self.latency.next_delay(elapsed, polls)
-                if delay > 0 and await self.latency.sleep(delay):
-                    continue  # another job taught the model something: plan again
-                polls += 1
-                polled = await self._with_retries(
-                    functools.partial(self.client.status, self.spec, submitted)
-                )
-                if polled.state == "COMPLETED":
-                    finished = await self._with_retries(
-                        functools.partial(self.client.result, self.spec, submitted, polled)
-                    )
-                    self.latency.observe(finished.inference_s or (time.monotonic() - accepted))
-                    return await self._succeeded(job, digest, hold, finished, started, polls=polls)
-                if polled.state not in {
-                    "QUEUED",
-                    "PROCESSING",
-                    "IN_PROGRESS",
-                    "PENDING",
-                    "STARTING",
-                }:
-                    strange_since = strange_since if strange_since is not None else time.monotonic()
-                    if time.monotonic() - strange_since > self.options.max_unknown_status_s:
-                        raise Ambiguous(
-                            f"Segmind answered status '{polled.state}', which render does not know, "
-                            f"for {self.options.max_unknown_status_s:.0f} s: it may have been billed; "
-                            f"request {submitted.request_id} is kept for request history to settle"
-                        )
+            finished = await self._finished(submitted, polling)
+            return await self._succeeded(job, hold, finished, started, polls=polling.polls)
         except JobFailed as problem:
             hold.release()
-            return self._ended_badly(
-                job, digest, problem, "failed", started, polls=polls, request=submitted
-            )
+            polls = polling.polls
+            return self._ended_badly(job, problem, "failed", started, polls=polls, request=submitted)  # fmt: skip
         except asyncio.CancelledError:
             # Interrupted while queued: Segmind will still bill it; the next run collects it.
             hold.unknown()
             raise
         except (Ambiguous, Retryable, Abort) as problem:
-            ended = self._ended_badly(
-                job, digest, problem, "unknown", started, polls=polls, request=submitted
-            )
-            if problem.status == 404 and self.charge:
+            polls = polling.polls
+            lost = self._ended_badly(job, problem, "unknown", started, polls=polls, request=submitted)  # fmt: skip
+            if problem.status == 404 and self.backend.charges:
                 # Segmind keeps a queued request an hour: past that, request history knows it.
-                return await self._settled_now(job, digest, hold, ended)
+                return await self._settled_now(job, digest, hold, lost)
             hold.unknown()
-            return ended
+            return lost
+
+    async def _finished(self, submitted: Submitted, polling: _Polling) -> Finished:
+        """Polls at the moments the latency model expects the job to be done, until it is."""
+        while True:
+            elapsed = time.monotonic() - polling.accepted
+            if elapsed > self.options.max_poll_s:
+                raise Ambiguous(
+                    f"still running after {elapsed:.0f} s; request {submitted.request_id} is kept for the next run"
+                )
+            # A replay's answers are on disk: nothing to wait for.
+            delay = 0.0 if self.backend.replays else self.latency.next_delay(elapsed, polling.polls)
+            if delay > 0 and await self.latency.sleep(delay):
+                continue  # another job taught the model something: plan again
+            polling.polls += 1
+            polled = await self.retry.call(
+                functools.partial(self.client.status, self.spec, submitted)
+            )
+            if polled.state == "COMPLETED":
+                finished: Finished = await self.retry.call(
+                    functools.partial(self.client.result, self.spec, submitted, polled)
+                )
+                self.latency.observe(finished.inference_s or (time.monotonic() - polling.accepted))
+                return finished
+            if polled.state not in _WAITING:
+                self._check_strange(polled.state, submitted, polling)
+
+    def _check_strange(self, state: str, submitted: Submitted, polling: _Polling) -> None:
+        """A state render does not know is polled a while (it may be new and harmless), then left
+        for request history to settle."""
+        now = time.monotonic()
+        polling.strange_since = polling.strange_since if polling.strange_since is not None else now
+        if now - polling.strange_since > self.options.max_unknown_status_s:
+            raise Ambiguous(
+                f"Segmind answered status '{state}', which render does not know, "
+                f"for {self.options.max_unknown_status_s:.0f} s: it may have been billed; "
+                f"request {submitted.request_id} is kept for request history to settle"
+            )
 
     async def _settled_now(self, job: Job, digest: str, hold: _Hold, unknown: Result) -> Result:
         """A request this run just lost track of, settled through request history at once."""
         record = self.ledger.record(self.run_id, job.id)
         decision = await self._settle(job, digest, Decision("unknown", self.run_id, record=record))
         if decision.action == "fetch":
-            hold.spend(self.ledger.cost(self.run_id, job.id))
+            hold.spend(self.journal.cost(job))
             return await self._fetch(job, digest, decision)
         if decision.action == "send":  # it failed, unbilled: the next run sends it again
             hold.release()
@@ -618,54 +454,13 @@ class Runner:
             hold.unknown()
         return unknown
 
-    async def _with_retries(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        """``call()`` under the run's retry policy (a GET, or an upload: asking again is safe)."""
-        return await self._retrying()(call)
-
-    def _retrying(self, *, submission: bool = False) -> tenacity.AsyncRetrying:
-        """Exponential backoff with jitter for 5xx and lost connections, a limited number of times;
-        a 429 waits for the account's reset (the whole run's pace learns from it) and does not
-        count, up to ``max_rate_wait_s``. ``submission``: the pace already spaces these."""
-        options = self.options
-        # Exponential with jitter, spelt in tenacity's long-stable terms (`initial=` is deprecated).
-        backoff = tenacity.wait_exponential(
-            multiplier=options.backoff_s, max=options.max_backoff_s
-        ) + tenacity.wait_random(0, options.backoff_s)
-        limited = {"count": 0, "waited": 0.0}
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            problem = state.outcome.exception() if state.outcome else None
-            if isinstance(problem, Retryable) and problem.rate_limited:
-                paced = self.pace.limited(problem.retry_after)
-                limited["count"] += 1
-                pause = problem.retry_after or float(backoff(state))
-                limited["waited"] += pause
-                # A submission the pace now holds waits on the pace; anything else waits here.
-                return 0.0 if submission and paced else pause
-            if isinstance(problem, Retryable) and problem.retry_after is not None:
-                return min(problem.retry_after, MAX_RATE_WAIT_S)
-            return float(backoff(state))
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            others = state.attempt_number - limited["count"]
-            return others >= options.max_attempts or limited["waited"] > options.max_rate_wait_s
-
-        return tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception_type(Retryable),
-            stop=stop,
-            wait=wait,
-            reraise=True,
-        )
-
     async def _downloaded(self, urls: Sequence[str]) -> tuple[list[Output], list[str]]:
         """The files at ``urls``, each tried under the retry policy; those that never came."""
         outputs: list[Output] = []
         missing: list[str] = []
         for url in urls:
             try:
-                outputs.append(
-                    await self._with_retries(functools.partial(self.client.download, url))
-                )
+                outputs.append(await self.retry.call(functools.partial(self.client.download, url)))
             except ApiProblem:
                 missing.append(url)
         return outputs, missing
@@ -681,38 +476,37 @@ class Runner:
         return paths, hashes
 
     async def _succeeded(
-        self, job: Job, digest: str, hold: _Hold, finished: Finished, started: float, *, polls: int
+        self, job: Job, hold: _Hold, finished: Finished, started: float, *, polls: int
     ) -> Result:
+        """A request that ended well: its files written, its charge recorded once."""
         fetched, missing = await self._downloaded(finished.urls)
-        outputs = [*finished.outputs, *fetched]
-        paths, hashes = await self._written(job, outputs)
-        charged = finished.charged_usd if self.charge else None
+        paths, hashes = await self._written(job, [*finished.outputs, *fetched])
+        charged = finished.charged_usd if self.backend.charges else None
         seconds = time.monotonic() - started
-        status = UNFETCHED if missing else SUCCEEDED
+        error = _unfetched(missing) if missing else None
         # Recorded once per request: 0 here when another process has recorded it already.
-        cost = self.ledger.settle_request(
-            self.run_id, job.id, status,
+        cost = self.journal.settle(
+            job, UNFETCHED if missing else SUCCEEDED,
             cost_usd=charged if charged is not None else hold.estimate,
             charged_usd=charged, charge_source=finished.charge_source if charged is not None else None,
             credits_seen=finished.credits, output_paths=paths, output_sha256=hashes,
             output_urls=list(finished.urls), seconds=round(seconds, 3), request_id=finished.request_id,
-            error=_unfetched(missing) if missing else None,
+            error=error,
         ) or 0.0  # fmt: skip
         hold.spend(cost)
         if charged is not None and cost:
             self._charged.append((charged, hold.estimate))
-        self.state.polls += polls
-        result = Result(
+        return Result(
             job=job.id,
             status="unfetched" if missing else "succeeded",
             outputs=tuple(paths),
+            sha256=tuple(hashes),
             cost_usd=cost,
-            error=_unfetched(missing) if missing else None,
+            error=error,
             seconds=seconds,
             polls=polls,
             urls=finished.urls if missing else (),
         )
-        return self._ended(job, result, digest=digest, hashes=hashes)
 
     async def _reuse(
         self, job: Job, digest: str, sources: tuple[Path, ...], *, note: str
@@ -723,23 +517,20 @@ class Runner:
             await asyncio.to_thread(self.store.copy_in, source, target)
             for source, target in zip(sources, targets, strict=True)
         ]
-        self._record(
+        self.journal.row(
             job,
             digest,
             SKIPPED,
-            0.0,
             cost_usd=0.0,
             output_paths=targets,
             output_sha256=hashes,
             error=note,
         )
-        result = Result(job=job.id, status="skipped", outputs=tuple(targets), error=None)
-        return self._ended(job, result, digest=digest, hashes=hashes)
+        return Result(job=job.id, status="skipped", outputs=tuple(targets), sha256=tuple(hashes))
 
     def _ended_badly(
         self,
         job: Job,
-        digest: str,
         problem: ApiProblem,
         status: Literal["failed", "unknown"],
         started: float,
@@ -755,75 +546,23 @@ class Runner:
         if attempts is not None:
             fields["attempts"] = attempts
         if status == "failed" and request is not None:
-            self.ledger.settle_request(
-                self.run_id, job.id, FAILED, cost_usd=None, request_id=request.request_id, **fields
-            )
+            self.journal.settle(job, FAILED, cost_usd=None, request_id=request.request_id, **fields)
         elif status == "failed":
-            self.ledger.finish_job(self.run_id, job.id, FAILED, **fields)
+            self.journal.finish(job, FAILED, **fields)
         else:
             # A queued job whose polling broke off stays "submitted": the next run polls it again
             # (not once Segmind has forgotten it: a 404, which request history settles).
             keep = request is not None and problem.status != 404
-            self.ledger.update(self.run_id, job.id, status=SUBMITTED if keep else UNKNOWN, **fields)
-        result = Result(
+            self.journal.update(job, status=SUBMITTED if keep else UNKNOWN, **fields)
+        return Result(
             job=job.id, status=status, error=problem.message, seconds=seconds, polls=polls
         )
-        return self._ended(job, result, digest=digest)
 
     def _note_abort(self, problem: ApiProblem) -> None:
         """A 401/403/404 or a 406 about credits stops new submissions for the rest of the run (the
         first one says why)."""
-        if isinstance(problem, Abort) and self.state.stop is None:
-            self.state.stop = f"Segmind refused the account ({problem.message})"
-
-    def _note(
-        self, job: Job, digest: str, status: str, *, request: Submitted | None = None
-    ) -> None:
-        """A manifest line for a request about to leave or queued: written (not synced) before
-        going on, so that a kill leaves it for a run with another ledger to find."""
-        entry = self._entry(job, digest, status)
-        if request is not None:
-            entry["request"] = {
-                "id": request.request_id,
-                "status_url": request.status_url,
-                "result_url": request.result_url,
-            }
-        self.store.record(entry, sync=False)
-
-    def _entry(self, job: Job, digest: str | None, status: str) -> dict[str, Any]:
-        return {
-            "run": self.run_id,
-            "job": job.id,
-            "status": status,
-            "backend": self.label,
-            "payload_sha256": digest,
-            "seed": job.payload.get("seed"),
-            "values": job.values,
-            "prompt": _prompt_of(job.payload),
-        }
-
-    def _ended(
-        self,
-        job: Job,
-        result: Result,
-        *,
-        digest: str | None = None,
-        hashes: list[str] | None = None,
-    ) -> Result:
-        entry = self._entry(job, digest, result.status)
-        entry.update(
-            outputs=list(result.outputs),
-            sha256=hashes or [],
-            cost_usd=result.cost_usd,
-            error=result.error,
-            seconds=round(result.seconds, 3),
-        )
-        if result.urls:
-            entry["urls"] = list(result.urls)
-        self.store.record(entry, sync=False)
-        # The line is written; pushing it to disk waits on one thread, off the event loop.
-        self._syncs.submit(self.store.sync)
-        return result
+        if isinstance(problem, Abort) and self.stop is None:
+            self.stop = f"Segmind refused the account ({problem.message})"
 
 
 def _unfetched(urls: Sequence[str]) -> str:
@@ -832,11 +571,3 @@ def _unfetched(urls: Sequence[str]) -> str:
         f"({', '.join(urls[:2])}{', …' if len(urls) > 2 else ''}); the next run fetches them "
         "without paying again (Segmind keeps outputs about 7 days)"
     )
-
-
-def _prompt_of(payload: dict[str, Any]) -> str | None:
-    """The prompt a person reads on the report (workflows spell it "Prompt")."""
-    for name in ("prompt", "Prompt"):
-        if isinstance(payload.get(name), str):
-            return str(payload[name])
-    return None

@@ -4,6 +4,7 @@
   working folder shares one ledger and a run from another folder never pays again. A ``.render/``
   in the working folder (the default of earlier versions) is still used, and said so.
 - ``SEGMIND_API_KEY`` and ``SEGMIND_BASE_URL``: the account and the host that stands in for Segmind.
+- ``RENDER_SPECS_PATH``: folders of model specs, searched before the ones shipped with render.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "ledger_path",
     "render_home",
     "segmind_hosts",
+    "specs_path",
 ]
 
 DEFAULT_BASE_URL = "https://api.segmind.com"
@@ -71,6 +73,11 @@ def render_home() -> Home:
 
 def ledger_path(home: Path | None = None) -> Path:
     return (home if home is not None else render_home().path) / LEDGER_FILE
+
+
+def specs_path() -> list[Path]:
+    """The folders ``RENDER_SPECS_PATH`` names (``os.pathsep`` between them), in its order."""
+    return [Path(p) for p in os.environ.get("RENDER_SPECS_PATH", "").split(os.pathsep) if p]
 
 
 def api_key() -> str:

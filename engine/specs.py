@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import SpecError, problems_of
+from engine.settings import specs_path
 from engine.suggest import did_you_mean
 from engine.yamlfile import LocatedYaml, dump_yaml, load_yaml
 
@@ -163,7 +163,7 @@ def _param_dict(param: Param) -> dict[str, Any]:
 
 def spec_dirs() -> list[Path]:
     """Where specs are looked up: ``RENDER_SPECS_PATH`` folders first, then the ones shipped."""
-    extra = [Path(p) for p in os.environ.get("RENDER_SPECS_PATH", "").split(os.pathsep) if p]
+    extra = specs_path()
     here = Path(__file__).resolve().parent
     # A wheel carries the specs inside the package; a checkout (and an editable install) has them
     # beside it.

@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.backends import Backend
 from engine.client import Submitted
 from engine.ledger import SKIPPED, SUBMITTED, SUCCEEDED, UNFETCHED, UNKNOWN, JobRecord, Ledger
 from engine.localimage import LocalImage
 from engine.outputs import OutputStore
 from engine.plan import Job, Plan
+from engine.results import RunOptions
 from engine.uploads import to_upload
 
 __all__ = ["Decision", "Outlook", "Triage", "payload_sha256"]
@@ -114,6 +116,28 @@ class Triage:
     digests: dict[Path, str] = field(default_factory=dict)
     _hashes: dict[tuple[str, int, int], str | None] = field(default_factory=dict)
     _manifest: dict[str, list[dict[str, Any]]] | None = None
+
+    @classmethod
+    def for_run(
+        cls,
+        ledger: Ledger | None,
+        store: OutputStore,
+        *,
+        backend: Backend,
+        options: RunOptions,
+        model: str,
+    ) -> Triage:
+        """What a run on ``backend`` (or its dry run) decides. Uploads are remembered on the
+        backend's storage, except with a cassette, which must hold every upload its replay asks for."""
+        return cls(
+            ledger,
+            backend.label,
+            store,
+            force=options.force,
+            retry_unknown=options.retry_unknown,
+            model=model,
+            storage=backend.storage if options.cassette is None else None,
+        )
 
     def decide(self, job: Job, digest: str | None = None) -> Decision:
         digest = digest or payload_sha256(job, self.digests)

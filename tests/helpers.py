@@ -17,13 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
+from engine.backends import segmind_backend
 from engine.budget import Budget
 from engine.client import SegmindClient
-from engine.executor import segmind_backend
 from engine.ledger import Ledger
 from engine.outputs import OutputStore
 from engine.plan import Plan
-from engine.runner import Runner, RunOptions
+from engine.results import RunOptions
+from engine.runner import Runner
 
 ROOT = Path(__file__).resolve().parents[1]
 # The seed API pages the shipped specs are generated from, kept byte for byte as published.
@@ -127,7 +128,7 @@ async def interrupt_when_queued(
         store=OutputStore(out),
         budget=Budget(100.0),
         options=options or RunOptions(),
-        label=segmind_backend(key, base_url=base).label,
+        backend=segmind_backend(key, base_url=base),
     )
     task = asyncio.create_task(runner.run())
     await ledger.all_queued.wait()

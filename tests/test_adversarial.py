@@ -19,11 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine.backends import segmind_backend
 from engine.cli import cli
-from engine.executor import execute, segmind_backend
+from engine.executor import execute
 from engine.plan import build_plan
 from engine.recipe import load_recipe
-from engine.runner import RunOptions
+from engine.results import RunOptions
 from engine.simulator import SimulatorConfig, all_specs, create_app, serving
 from tests.helpers import ROOT, write_tree
 
@@ -103,7 +104,6 @@ def test_a_charge_above_the_estimate_raises_every_later_reservation(tmp_path: Pa
             backend=segmind_backend(KEY, base_url=base),
             out_dir=tmp_path / "out",
             options=RunOptions(concurrency=1),
-            budget_usd=plan.budget_usd,
         )
         state = app.state.simulator.state
         state.settle()
@@ -322,14 +322,13 @@ def test_the_key_goes_to_no_host_an_answer_names(tmp_path: Path) -> None:
 
     foreign_app = Starlette(routes=[Route("/{path:path}", anything)])
     write_tree(tmp_path, {"city.yaml": SCIFI})
-    plan = build_plan(load_recipe(tmp_path / "city.yaml"), limit=1)
+    plan = build_plan(load_recipe(tmp_path / "city.yaml"), limit=1, budget_usd=1)
     with serving(foreign_app) as foreign, serving(_lure(simulator(), foreign)) as base:
         summary = execute(
             plan,
             backend=segmind_backend(KEY, base_url=base),
             out_dir=tmp_path / "out",
             options=RunOptions(),
-            budget_usd=1,
         )
     # The foreign host knows nothing of it (404); Segmind's request history, on its own host, does.
     assert summary.count("succeeded") == 1

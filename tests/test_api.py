@@ -47,9 +47,7 @@ def test_plan_and_render_a_recipe_through_the_public_api(tmp_path: Path) -> None
         plan,
         backend=engine.preview_backend(),
         out_dir=out / "renders",
-        options=engine.RunOptions(),
-        budget_usd=None,
-        home=out / "home",
+        options=engine.RunOptions(home=out / "home"),
     )
     assert summary.count("succeeded") == 1
     assert (out / "renders" / summary.results[0].outputs[0]).exists()

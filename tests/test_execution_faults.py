@@ -27,13 +27,15 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from engine.backends import segmind_backend
 from engine.cli import cli
 from engine.client import SegmindClient
-from engine.executor import execute, segmind_backend
+from engine.executor import execute
 from engine.ledger import Ledger
 from engine.plan import Plan, build_plan
 from engine.recipe import load_recipe
-from engine.runner import Runner, RunOptions, RunSummary
+from engine.results import RunOptions, RunSummary
+from engine.runner import Runner
 from engine.simulator import (
     Charge,
     Simulator,
@@ -207,12 +209,10 @@ def run(
     **changes: Any,
 ) -> RunSummary:
     return execute(
-        plan,
+        plan.model_copy(update={"budget_usd": budget_usd}),
         backend=segmind_backend(key, base_url=base),
         out_dir=root / "out",
-        options=options(**changes),
-        budget_usd=budget_usd,
-        home=root / "home",
+        options=options(home=root / "home", **changes),
     )
 
 

@@ -19,12 +19,13 @@ from click.testing import CliRunner
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
+from engine.backends import segmind_backend
 from engine.cli import cli
-from engine.executor import execute, segmind_backend
+from engine.executor import execute
 from engine.ledger import Ledger
 from engine.plan import build_plan
 from engine.recipe import load_recipe
-from engine.runner import RunOptions
+from engine.results import RunOptions
 from engine.simulator import SimulatorConfig, all_specs, create_app, parse_faults, serving
 from tests.helpers import ROOT, interrupt_when_queued, write_tree
 
@@ -294,11 +295,10 @@ def test_an_image_deleted_after_planning_fails_only_its_job(
     plan = _plan(tmp_path / "shots.yaml")
     (tmp_path / "chair.png").unlink()
     summary = execute(
-        plan,
+        plan.model_copy(update={"budget_usd": 5}),
         backend=segmind_backend(KEY, base_url=base),
         out_dir=tmp_path / "out",
         options=RunOptions(),
-        budget_usd=5,
     )
     results = {result.job: result for result in summary.results}
     assert results["sofa"].status == "succeeded"

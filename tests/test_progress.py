@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.plan import build_plan
 from engine.progress import ProgressModel
 from engine.recipe import load_recipe
-from engine.runner import Result, RunSummary
+from engine.results import Result, RunSummary
 from tests.helpers import ROOT
 
 

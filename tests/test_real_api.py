@@ -10,6 +10,7 @@ Every charge is read from the simulator's own log.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,11 +21,12 @@ import pytest
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from engine.executor import execute, segmind_backend
+from engine.backends import segmind_backend
+from engine.executor import execute
 from engine.ledger import Ledger
 from engine.plan import Plan, build_plan
 from engine.recipe import load_recipe
-from engine.runner import RunOptions, RunSummary
+from engine.results import RunOptions, RunSummary
 from engine.simulator import SimulatorConfig, all_specs, create_app, parse_faults, serving
 from engine.simulator.config import FaultRates
 from engine.uploads import to_upload
@@ -87,12 +89,10 @@ def _log(app: Starlette) -> dict[str, Any]:
 
 def _run(plan: Plan, base: str, root: Path, *, home: str = "home", **options: Any) -> RunSummary:
     return execute(
-        plan,
+        plan.model_copy(update={"budget_usd": 1000}),
         backend=segmind_backend(KEY, base_url=base),
         out_dir=root / "out",
-        options=RunOptions(**{**FAST, **options}),
-        budget_usd=1000,
-        home=root / home,
+        options=RunOptions(**{**FAST, "home": root / home, **options}),
     )
 
 
@@ -271,16 +271,14 @@ def test_a_free_account_finishes_every_job_and_none_fails_for_a_429(
     and the reset time written in each format a 429 might use."""
     numbers = ", ".join(str(n) for n in range(15))
     write_tree(tmp_path, {"city.yaml": SCIFI.replace("n: [0, 1, 2]", f"n: [{numbers}]")})
-    plan = build_plan(load_recipe(tmp_path / "city.yaml"))
+    plan = build_plan(load_recipe(tmp_path / "city.yaml"), budget_usd=1)
     app = _app(rpm=5, rate_window_s=1.0, reset_format=reset_format)
     base = served(app)
     summary = execute(
         plan,
         backend=segmind_backend(KEY, base_url=base),
         out_dir=tmp_path / "out",
-        options=RunOptions(rate_window_s=1.0),
-        budget_usd=1,
-        home=tmp_path / "home",
+        options=RunOptions(rate_window_s=1.0, home=tmp_path / "home"),
     )
     assert summary.count("succeeded") == 15, [r.error for r in summary.results if r.error]
     assert summary.rate_limited > 0
@@ -314,6 +312,32 @@ def test_outputs_that_cannot_be_fetched_are_fetched_by_the_next_run_without_payi
     assert second.spent_usd == 0.0
     assert len(app.state.simulator.state.jobs) == sent, "a paid job was sent again"
     assert all((tmp_path / "out" / r.outputs[0]).exists() for r in second.results)
+
+
+def test_outputs_still_missing_stay_named_in_the_manifest_for_a_run_with_another_ledger(
+    tmp_path: Path, served: Any
+) -> None:
+    """A second run that cannot fetch either must leave the URLs on its own manifest line: the
+    newest line is what a third ledger reads."""
+    write_tree(tmp_path, {"city.yaml": SCIFI})
+    plan = build_plan(load_recipe(tmp_path / "city.yaml"))
+    app = _app(faults=parse_faults("lost=1.0"), lost_for_s=600.0)
+    clock = _Clock()
+    app.state.simulator.state.clock = clock
+    base = served(app)
+    _run(plan, base, tmp_path, max_attempts=2)
+    again = _run(plan, base, tmp_path, home="other", max_attempts=2)
+    assert {r.status for r in again.results} == {"unfetched"}
+    lines = [
+        json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()
+    ]
+    newest = {line["job"]: line for line in lines if line["run"] == again.run_id}
+    assert all(line["status"] == "unfetched" and line["urls"] for line in newest.values())
+    clock.offset += 601
+    sent = len(app.state.simulator.state.jobs)
+    third = _run(plan, base, tmp_path, home="third")
+    assert {r.status for r in third.results} == {"succeeded"}
+    assert len(app.state.simulator.state.jobs) == sent, "a paid job was sent again"
 
 
 class _Strange:

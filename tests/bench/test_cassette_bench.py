@@ -8,14 +8,16 @@ Printed, not asserted.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import vcr
 
-from engine.executor import execute, preview_backend
+from engine.backends import preview_backend, replay_backend
+from engine.executor import execute
 from engine.plan import build_plan
 from engine.recipe import load_recipe
-from engine.runner import RunOptions
+from engine.results import CassetteUse, RunOptions
 from tests.helpers import ROOT, write_tree
 
 
@@ -45,29 +47,20 @@ def test_replay_speed_and_cassette_size(tmp_path: Path) -> None:
     jobs = 250  # four interactions a v2 job: submit, final status, result, image
     plan = build_plan(load_recipe(_recipe(tmp_path, jobs)))
     cassette = tmp_path / "c" / "run.yaml"
-    options = RunOptions(force=True, concurrency=8)
+    options = RunOptions(force=True, concurrency=8, home=tmp_path / "h")
     execute(
         plan,
         backend=preview_backend(),
         out_dir=tmp_path / "rec",
-        options=options,
-        budget_usd=None,
-        home=tmp_path / "h",
-        cassette=cassette,
-        record="all",
+        options=replace(options, cassette=CassetteUse(cassette, "all")),
     )
     interactions = cassette.read_text().count("- request:")
-    replay = RunOptions(force=True, concurrency=8, replay=True)
     started = time.perf_counter()
     summary = execute(
         plan,
-        backend=preview_backend(),
+        backend=replay_backend(),
         out_dir=tmp_path / "rep",
-        options=replay,
-        budget_usd=None,
-        home=tmp_path / "h",
-        cassette=cassette,
-        record="none",
+        options=replace(options, cassette=CassetteUse(cassette, "none")),
     )
     seconds = time.perf_counter() - started
     assert summary.count("succeeded") == jobs
@@ -80,9 +73,7 @@ def test_replay_speed_and_cassette_size(tmp_path: Path) -> None:
             plan,
             backend=preview_backend(),
             out_dir=tmp_path / "d",
-            options=options,
-            budget_usd=None,
-            home=tmp_path / "h2",
+            options=replace(options, home=tmp_path / "h2"),
         )
     print(
         f"\nreplay {interactions:,} interactions ({jobs} jobs): {seconds:.2f} s, "

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from segmind import SegmindClient
 
-from engine.executor import execute, segmind_backend
+from engine.backends import segmind_backend
+from engine.executor import execute
 from engine.plan import build_plan
 from engine.recipe import load_recipe
-from engine.runner import RunOptions
+from engine.results import RunOptions
 from tests.helpers import simulator_process, write_tree
 
 CONCURRENCY = 64
@@ -53,15 +54,13 @@ def _recipe(tmp_path: Path, jobs: int) -> Path:
 
 def _run(tmp_path: Path, base: str, jobs: int) -> tuple[float, float, list[float], list[int]]:
     plan = build_plan(load_recipe(_recipe(tmp_path, jobs)))
-    plan = plan.model_copy(update={"jobs": plan.jobs[:jobs]})
+    plan = plan.model_copy(update={"jobs": plan.jobs[:jobs], "budget_usd": 100})
     started, cpu = time.perf_counter(), time.process_time()
     summary = execute(
         plan,
         backend=segmind_backend("sk-bench", base_url=base),
         out_dir=tmp_path / "out",
-        options=RunOptions(concurrency=CONCURRENCY),
-        budget_usd=100,
-        home=tmp_path / "home",
+        options=RunOptions(concurrency=CONCURRENCY, home=tmp_path / "home"),
     )
     assert summary.count("succeeded") == jobs
     return (
@@ -120,15 +119,16 @@ _MEMORY_SCRIPT = textwrap.dedent(
     """
     import resource, sys
     from pathlib import Path
-    from engine.executor import execute, segmind_backend
+    from engine.executor import execute
+    from engine.backends import segmind_backend
     from engine.plan import build_plan
     from engine.recipe import load_recipe
-    from engine.runner import RunOptions
+    from engine.results import RunOptions
     recipe, base, jobs, tmp = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
     plan = build_plan(load_recipe(recipe))
-    plan = plan.model_copy(update={"jobs": plan.jobs[:jobs]})
+    plan = plan.model_copy(update={"jobs": plan.jobs[:jobs], "budget_usd": 100})
     summary = execute(plan, backend=segmind_backend("sk-bench", base_url=base), out_dir=tmp / "out",
-                      options=RunOptions(concurrency=64), budget_usd=100, home=tmp / "home")
+                      options=RunOptions(concurrency=64, home=tmp / "home"))
     assert summary.count("succeeded") == jobs
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     """

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engine.executor import execute, segmind_backend
+from engine.backends import segmind_backend
+from engine.executor import execute
 from engine.plan import build_plan
 from engine.recipe import load_recipe
-from engine.runner import RunOptions
+from engine.results import RunOptions
 from engine.simulator import SimulatorConfig, all_specs, create_app, serving
 from tests.helpers import write_tree
 
@@ -68,12 +69,10 @@ def test_a_rate_limited_account_is_paced_not_provoked(tmp_path: Path) -> None:
     with serving(counted) as base:  # type: ignore[arg-type]
         started = time.perf_counter()
         summary = execute(
-            plan,
+            plan.model_copy(update={"budget_usd": 10}),
             backend=segmind_backend("sk-bench", base_url=base),
             out_dir=tmp_path / "out",
-            options=RunOptions(concurrency=8, rate_window_s=WINDOW_S),
-            budget_usd=10,
-            home=tmp_path / "home",
+            options=RunOptions(concurrency=8, rate_window_s=WINDOW_S, home=tmp_path / "home"),
         )
         wall = time.perf_counter() - started
     limited = app.state.simulator.state.rate_limited
