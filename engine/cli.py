@@ -995,7 +995,7 @@ def specs_list() -> None:
     """List the specs a recipe can name as its `model`."""
     from rich.table import Table
 
-    from engine.formatting import money
+    from engine.formatting import about_seconds, money
     from engine.specs import available_specs, load_spec
 
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -1008,7 +1008,7 @@ def specs_list() -> None:
             spec.title,
             spec.protocol,
             money(spec.price_usd),
-            _seconds(spec.latency_s),
+            about_seconds(spec.latency_s),
             str(len(spec.params)),
         )
     _console().print(table)
@@ -1028,7 +1028,7 @@ def specs_show(spec_id: str) -> None:
 def _print_spec(spec: Spec) -> None:
     import textwrap
 
-    from engine.formatting import money
+    from engine.formatting import about_seconds, money, setting_value
 
     def wrapped(text: str, indent: str) -> str:
         # URLs in the reasons must stay whole: no breaks at their hyphens, none inside words.
@@ -1044,7 +1044,7 @@ def _print_spec(spec: Spec) -> None:
     lines = [
         f"{spec.id}: {spec.title}",
         f"  endpoint  POST {spec.endpoint} ({spec.protocol}, auth {spec.auth}, returns {spec.response})",
-        f"  price     {money(spec.price_usd)} a call, latency {_seconds(spec.latency_s)}",
+        f"  price     {money(spec.price_usd)} a call, latency {about_seconds(spec.latency_s)}",
         f"  source    {spec.source}",
     ]
     lines += [wrapped(f"corrected: {note}", "  ") for note in spec.notes]
@@ -1053,7 +1053,7 @@ def _print_spec(spec: Spec) -> None:
     ordered = sorted(spec.params.items(), key=lambda item: not item[1].required)
     for name, param in ordered:
         kind = param.type + (f", sent as {param.encoding}" if param.encoding else "")
-        flag = "required" if param.required else f"default {_short(param.default)}"
+        flag = "required" if param.required else f"default {setting_value(param.default)}"
         lines.append(f"  {name}  ({kind}; {flag})")
         if param.description:
             lines.append(wrapped(param.description, "      "))
@@ -1061,18 +1061,6 @@ def _print_spec(spec: Spec) -> None:
             lines.append(wrapped(f"allowed: {param.allowed()}", "      "))
         lines += [wrapped(f"corrected: {note}", "      ") for note in param.notes]
     click.echo("\n".join(lines))
-
-
-def _short(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 50 else repr(value[:47] + "...")
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _seconds(value: float | None) -> str:
-    return "unknown" if value is None else f"~{value:g} s"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.errors import RecipeError, YamlError, field_name, problems_of
+from engine.formatting import kind_of, value_with_kind
 from engine.matrix import matches
 from engine.paths import component_problem, shown
 from engine.suggest import did_you_mean
@@ -123,7 +124,7 @@ def load_recipe(path: str | Path) -> RecipeFile:
     except YamlError as exc:
         raise RecipeError(str(exc)) from exc
     if not isinstance(doc.data, dict):
-        found = "an empty file" if doc.data is None else _KIND_WORDS.get(type(doc.data), "a value")
+        found = "an empty file" if doc.data is None else kind_of(doc.data)
         raise RecipeError(
             f"{doc.location()}: a recipe is a mapping of fields (model, matrix, params, ...), not {found}"
         )
@@ -169,7 +170,7 @@ def _described(error: Mapping[str, Any]) -> tuple[str | None, str]:
         section = "axis name" if loc[0] == "matrix" else "name"
         return str(loc[0]), f"{section} '{value}' must be a template name (letters, digits, _)"
     if loc[:1] == ("matrix",) and len(loc) == 2 and kind == "list_type":
-        return field, f"an axis must be a list of values, got {_kind(value)}"
+        return field, f"an axis must be a list of values, got {value_with_kind(value)}"
     if kind in {"greater_than", "greater_than_equal", "less_than_equal"}:
         bound = error.get("ctx", {})
         word = {"greater_than": "greater than", "greater_than_equal": "at least"}.get(
@@ -178,40 +179,10 @@ def _described(error: Mapping[str, Any]) -> tuple[str | None, str]:
         limit = bound.get("gt", bound.get("ge", bound.get("le")))
         limit = int(limit) if isinstance(limit, float) and limit.is_integer() else limit
         shown = f"{limit:,}" if isinstance(limit, int) else limit
-        return field, f"expected a number {word} {shown}, got {_kind(value)}"
+        return field, f"expected a number {word} {shown}, got {value_with_kind(value)}"
     if kind in _EXPECTED:
-        return field, f"expected {_EXPECTED[kind]}, got {_kind(value)}"
+        return field, f"expected {_EXPECTED[kind]}, got {value_with_kind(value)}"
     return field, str(error["msg"]).removeprefix("Value error, ")
-
-
-_KIND_WORDS = {
-    bool: "a boolean",
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    list: "a list",
-    dict: "a mapping",
-}
-
-
-def _kind(value: object) -> str:
-    """What the user wrote, and what YAML made of it: ``'5' (a string)``, ``true (a boolean)``."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    shown = (
-        str(value).lower()
-        if isinstance(value, bool)
-        else f"'{value}'"
-        if isinstance(value, str)
-        else str(value)
-    )
-    return f"{shown} ({_KIND_WORDS.get(type(value), type(value).__name__)})"
 
 
 def _check_name(file: RecipeFile) -> None:

@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from engine.errors import PayloadError, Violation
+from engine.formatting import describe_value
 from engine.localimage import LocalImage
 from engine.specs import TYPE_WORDS, Param, Spec
 from engine.suggest import did_you_mean
@@ -26,7 +27,6 @@ from engine.suggest import did_you_mean
 __all__ = [
     "PayloadValidator",
     "check_payload",
-    "describe_value",
     "is_sendable_image",
     "payload_violations",
 ]
@@ -122,40 +122,6 @@ def _expected(param: Param) -> str:
     if param.type == "number" and param.numeric_string:
         return "a number (or a string spelling one)"
     return TYPE_WORDS[param.type]
-
-
-def describe_value(value: object) -> str:
-    """A value as a message shows it: short, quoted when a string, with its kind when that helps."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a boolean)"
-    if isinstance(value, str):
-        shown = value if len(value) <= 60 else value[:57] + "..."
-        return (
-            f"'{shown}' (a string)"
-            if _looks_numeric(value) or value in {"true", "false"}
-            else f"'{shown}'"
-        )
-    if isinstance(value, int | float):
-        return (
-            str(value)
-            if not isinstance(value, int) or value.bit_length() < 128
-            else "a huge integer"
-        )
-    if isinstance(value, list | tuple):
-        return f"a list of {len(value)}"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    return type(value).__name__
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _annotation(param: Param) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from engine.errors import Location, YamlError
+from engine.formatting import clipped
 
 __all__ = ["LocatedYaml", "dump_yaml", "load_yaml", "parse_yaml"]
 
@@ -156,7 +157,7 @@ class _Indexer:
             self.constructor.yaml_constructors[node.tag](self.constructor, node)
         except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as exc:
             text = str(node.value)
-            shown = text if len(text) <= 40 else f"{text[:40]}..."
+            shown = clipped(text, 43)
             kind = node.tag.rsplit(":", 1)[-1]
             raise self._fail(
                 node, f"'{shown}' is not a valid {kind} (quote it to keep it as text)"
@@ -165,6 +166,8 @@ class _Indexer:
     def index(
         self, node: yaml.Node, prefix: tuple[Key, ...], depth: int = 0
     ) -> tuple[int, int, bool]:
+        """The line of every key path under ``node``, and its (values, characters, aliased) size
+        as aliases would expand it; refuses what would be unsafe to construct."""
         self.lines.setdefault(prefix, node.start_mark.line + 1)
         if id(node) in self.open:
             raise YamlError(
@@ -173,12 +176,7 @@ class _Indexer:
             )
         known = self.sizes.get(id(node))
         if known is not None:  # already indexed where it was first written: this is an alias
-            if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
-                self.aliases += 1
-                if self.aliases > self.MAX_ALIASES:
-                    raise YamlError(
-                        f"{Location(self.path, self.lines[prefix])}: invalid YAML: more than {self.MAX_ALIASES} aliases"
-                    )
+            self._count_alias(node, prefix)
             return known[0], known[1], True
         if isinstance(node, yaml.ScalarNode):
             if node.tag in _CONVERTED_TAGS:
@@ -189,31 +187,49 @@ class _Indexer:
         if depth >= self.MAX_DEPTH:
             raise self._fail(node, f"nested more than {self.MAX_DEPTH} levels deep")
         self.open.add(id(node))
-        children: list[tuple[yaml.Node, tuple[Key, ...]]] = []
-        if isinstance(node, yaml.MappingNode):
-            first: dict[str, int] = {}
-            for key_node, value_node in node.value:
-                line = key_node.start_mark.line + 1
-                # A list or mapping as a key is refused when constructed; its text could be huge.
-                key = (
-                    str(key_node.value)
-                    if isinstance(key_node, yaml.ScalarNode)
-                    else f"<key on line {line}>"
-                )
-                if key in first:
-                    raise YamlError(
-                        f"{Location(self.path, line)}: duplicate key '{key}' (first on line {first[key]})"
-                    )
-                first[key] = line
-                self.lines[(*prefix, key)] = line
-                children += [(key_node, (*prefix, key)), (value_node, (*prefix, key))]
-        else:
-            children = [(item, (*prefix, position)) for position, item in enumerate(node.value)]
-        sizes = [self.index(child, keys, depth + 1) for child, keys in children]
-        values = 1 + sum(size[0] for size in sizes)
-        characters = sum(size[1] for size in sizes)
-        aliased = any(size[2] for size in sizes)
+        sizes = [self.index(child, keys, depth + 1) for child, keys in self._children(node, prefix)]
         self.open.discard(id(node))
+        size = (1 + sum(s[0] for s in sizes), sum(s[1] for s in sizes), any(s[2] for s in sizes))
+        self._check_expansion(node, size)
+        self.sizes[id(node)] = size
+        return size
+
+    def _count_alias(self, node: yaml.Node, prefix: tuple[Key, ...]) -> None:
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            self.aliases += 1
+            if self.aliases > self.MAX_ALIASES:
+                raise YamlError(
+                    f"{Location(self.path, self.lines[prefix])}: invalid YAML: more than {self.MAX_ALIASES} aliases"
+                )
+
+    def _children(
+        self, node: yaml.Node, prefix: tuple[Key, ...]
+    ) -> list[tuple[yaml.Node, tuple[Key, ...]]]:
+        """A list's items, or a mapping's keys and values, each with its key path; a key written
+        twice is refused."""
+        if not isinstance(node, yaml.MappingNode):
+            return [(item, (*prefix, position)) for position, item in enumerate(node.value)]
+        children: list[tuple[yaml.Node, tuple[Key, ...]]] = []
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            # A list or mapping as a key is refused when constructed; its text could be huge.
+            key = (
+                str(key_node.value)
+                if isinstance(key_node, yaml.ScalarNode)
+                else f"<key on line {line}>"
+            )
+            if key in first:
+                raise YamlError(
+                    f"{Location(self.path, line)}: duplicate key '{key}' (first on line {first[key]})"
+                )
+            first[key] = line
+            self.lines[(*prefix, key)] = line
+            children += [(key_node, (*prefix, key)), (value_node, (*prefix, key))]
+        return children
+
+    def _check_expansion(self, node: yaml.Node, size: tuple[int, int, bool]) -> None:
+        values, characters, aliased = size
         if aliased and values > self.MAX_VALUES:
             raise self._fail(
                 node, f"aliases expand this document to more than {self.MAX_VALUES:,} values"
@@ -223,8 +239,6 @@ class _Indexer:
                 node,
                 f"aliases expand this document to more than {self.MAX_CHARACTERS:,} characters",
             )
-        self.sizes[id(node)] = (values, characters, aliased)
-        return values, characters, aliased
 
 
 class _BlockDumper(yaml.SafeDumper):

@@ -372,30 +372,9 @@ def _enum(page: Page, raw: RawParam, kind: ParamType, evidence: list[object]) ->
     allowed = raw.allowed
     if allowed is None:
         return {}
-    values: list[Any]
+    values: list[Any] | None
     if allowed.runs:
-        split = split_run_together(allowed.runs, evidence)
-        runs = " / ".join(allowed.runs)
-        if split.values is None:
-            readings = "; ".join(", ".join(map(str, r)) for r in split.others)
-            also = f" (it could be read as: {readings})" if readings else ""
-            page.warn(
-                allowed.line,
-                f"'{raw.name}': cannot decide how to split the allowed values '{runs}'{also}; "
-                "no list kept: set `enum` in an overlay",
-                (raw.name, "enum"),
-            )
-            return {}
-        if split.others:
-            readings = "; ".join(", ".join(map(str, r)) for r in split.others)
-            page.warn(
-                allowed.line,
-                f"'{raw.name}': read the run-together values '{runs}' as "
-                f"{', '.join(map(str, split.values))}, the most regular reading that holds the default "
-                f"and the examples (others that fit: {readings})",
-                (raw.name, "enum"),
-            )
-        values = list(split.values)
+        values = _split_runs(page, raw, evidence)
     elif allowed.quoted:
         values = _typed(allowed.quoted, kind)
     else:
@@ -404,6 +383,8 @@ def _enum(page: Page, raw: RawParam, kind: ParamType, evidence: list[object]) ->
             f"'{raw.name}': 'Allowed values' is empty; no list kept",
             (raw.name, "enum"),
         )
+        values = None
+    if values is None:
         return {}
     result: dict[str, Any] = {"enum": values}
     if allowed.more:
@@ -421,6 +402,34 @@ def _enum(page: Page, raw: RawParam, kind: ParamType, evidence: list[object]) ->
             f"'{raw.name}': the page says {allowed.total} values but lists {len(values)}",
         )
     return result
+
+
+def _split_runs(page: Page, raw: RawParam, evidence: list[object]) -> list[Any] | None:
+    """Allowed values the page ran together ('1:12:3'), split the one way the default and the
+    examples support; None (and a warning) when no reading stands out."""
+    assert raw.allowed is not None
+    allowed = raw.allowed
+    split = split_run_together(allowed.runs, evidence)
+    runs = " / ".join(allowed.runs)
+    readings = "; ".join(", ".join(map(str, r)) for r in split.others)
+    if split.values is None:
+        also = f" (it could be read as: {readings})" if readings else ""
+        page.warn(
+            allowed.line,
+            f"'{raw.name}': cannot decide how to split the allowed values '{runs}'{also}; "
+            "no list kept: set `enum` in an overlay",
+            (raw.name, "enum"),
+        )
+        return None
+    if split.others:
+        page.warn(
+            allowed.line,
+            f"'{raw.name}': read the run-together values '{runs}' as "
+            f"{', '.join(map(str, split.values))}, the most regular reading that holds the default "
+            f"and the examples (others that fit: {readings})",
+            (raw.name, "enum"),
+        )
+    return list(split.values)
 
 
 def _typed(values: list[str], kind: ParamType) -> list[Any]:

@@ -61,18 +61,7 @@ def apply_overlay(spec: Spec, overlay: Overlay, doc: LocatedYaml) -> tuple[Spec,
     spec_notes: list[str] = list(spec.notes)
     for index, correction in enumerate(overlay.corrections):
         where = ("corrections", index)
-        if correction.param is None:
-            target, allowed, kind = data, _SPEC_FIELDS, "spec"
-        else:
-            params = data["params"]
-            if correction.param not in params and "type" not in correction.set:
-                hint = did_you_mean(correction.param, params)
-                raise OverlayError(
-                    f"{doc.location((*where, 'param'))}: the page has no parameter "
-                    f"'{correction.param}'{hint} (to add one, give its `type`)"
-                )
-            target = params.setdefault(correction.param, {"type": correction.set.get("type")})
-            allowed, kind = _PARAM_FIELDS, f"parameter '{correction.param}'"
+        target, allowed, kind = _target(data, correction, doc.location((*where, "param")))
         unchanged = []
         for key, value in correction.set.items():
             if key not in allowed:
@@ -99,8 +88,29 @@ def apply_overlay(spec: Spec, overlay: Overlay, doc: LocatedYaml) -> tuple[Spec,
                 )
             )
     data["notes"] = tuple(spec_notes)
+    return _validated(data, overlay, doc), notes
+
+
+def _target(
+    data: dict[str, Any], correction: Correction, where: Location
+) -> tuple[dict[str, Any], frozenset[str], str]:
+    """What a correction changes (the spec, or one parameter), the fields it may set there, and
+    what to call it in a message. A parameter the page lacks is added only with its `type`."""
+    if correction.param is None:
+        return data, _SPEC_FIELDS, "spec"
+    params = data["params"]
+    if correction.param not in params and "type" not in correction.set:
+        hint = did_you_mean(correction.param, params)
+        raise OverlayError(
+            f"{where}: the page has no parameter '{correction.param}'{hint} (to add one, give its `type`)"
+        )
+    target = params.setdefault(correction.param, {"type": correction.set.get("type")})
+    return target, _PARAM_FIELDS, f"parameter '{correction.param}'"
+
+
+def _validated(data: dict[str, Any], overlay: Overlay, doc: LocatedYaml) -> Spec:
     try:
-        return Spec.model_validate(data), notes
+        return Spec.model_validate(data)
     except ValidationError as exc:
 
         def culprit(loc: Sequence[Any]) -> Location:

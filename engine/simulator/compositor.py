@@ -21,6 +21,7 @@ from typing import Any
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, UnidentifiedImageError
 
+from engine.formatting import clipped
 from engine.specs import Spec
 
 __all__ = [
@@ -277,7 +278,7 @@ def _caption(image: Image.Image, prompt: str, spec: Spec | None) -> None:
     draw = ImageDraw.Draw(image)
     size = max(12, min(image.size) // 48)
     font = _font(size)
-    line = prompt if len(prompt) <= 120 else prompt[:117] + "..."
+    line = clipped(prompt, 120)
     if line:
         draw.rectangle(
             (0, image.height - size * 2, image.width, image.height), fill=(250, 250, 248)
