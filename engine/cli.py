@@ -702,7 +702,7 @@ class _LiveProgress:
     help="Real previews, or a few-byte image for load tests.",
 )
 @_handles_errors
-def simulate(
+def simulate(  # noqa: PLR0913 - click passes each of the simulator's options as an argument
     *,
     host: str,
     port: int,

@@ -510,7 +510,7 @@ class _Transaction:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def _insert(  # noqa: PLR0917 - the row's columns, in their order
+def _insert(
     run_id: str,
     job_id: str,
     model: str,
