@@ -31,7 +31,7 @@ from engine.simulator.compositor import Rendered, render_preview
 from engine.simulator.config import SimulatorConfig
 from engine.simulator.ratewindow import RESET_HEADER, format_reset
 from engine.simulator.records import Records
-from engine.simulator.state import Job, SimState
+from engine.simulator.state import Job, SimState, Submission
 from engine.simulator.storage import inline_in_uri_params, resolve_assets
 from engine.simulator.transport import BodyLimit, Dropped
 from engine.specs import Spec
@@ -220,6 +220,18 @@ class Simulator:
         extra = self.config.slow_extra_s if admitted.fault == "slow" else 0.0
         return self.config.latency_for(admitted.spec) + extra
 
+    def _submission(self, admitted: _Admitted, price: float) -> Submission:
+        return Submission(
+            admitted.spec,
+            admitted.slug,
+            admitted.payload,
+            key=admitted.key,
+            body_sha256=hashlib.sha256(admitted.body).hexdigest(),
+            price=price,
+            outputs=self.samples(admitted.payload),
+            lost=admitted.fault == "lost",
+        )
+
     # --- submissions --------------------------------------------------------------------------
 
     async def v1(self, request: Request) -> Response:
@@ -228,16 +240,7 @@ class Simulator:
             return admitted
         spec, payload = admitted.spec, admitted.payload
         price = self.price(spec, payload)
-        job = self.state.begin_sync(
-            spec,
-            admitted.slug,
-            payload,
-            key=admitted.key,
-            body_sha256=hashlib.sha256(admitted.body).hexdigest(),
-            price=price,
-            outputs=self.samples(payload),
-            lost=admitted.fault == "lost",
-        )
+        job = self.state.begin_sync(self._submission(admitted, price))
         # Held from the credit check to the charge (nothing awaits in between), so concurrent sync
         # calls cannot overdraw the balance.
         self.state.hold(price)
@@ -271,16 +274,9 @@ class Simulator:
         if isinstance(admitted, Response):
             return admitted
         job = self.state.enqueue(
-            admitted.spec,
-            admitted.slug,
-            admitted.payload,
-            key=admitted.key,
-            body_sha256=hashlib.sha256(admitted.body).hexdigest(),
-            price=self.price(admitted.spec, admitted.payload),
-            outputs=self.samples(admitted.payload),
+            self._submission(admitted, self.price(admitted.spec, admitted.payload)),
             latency=self._latency(admitted),
             failed=admitted.fault == "failed",
-            lost=admitted.fault == "lost",
         )
         # Queued and billed when done, whether or not the answer arrives.
         return Dropped() if admitted.fault == "drop" else job

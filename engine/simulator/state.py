@@ -39,6 +39,21 @@ class Charge:
     at: float
 
 
+@dataclass(frozen=True)
+class Submission:
+    """What one accepted request asks for, as the simulator records and bills it."""
+
+    spec: Spec
+    slug: str
+    payload: dict[str, Any]
+    key: str
+    body_sha256: str
+    price: float
+    outputs: int
+    # A "lost" fault: its output files answer 404/403 for a while after it completes.
+    lost: bool
+
+
 @dataclass
 class Job:
     """One accepted submission (v1, v2 or workflow): what was asked, by which key, and how it ends.
@@ -192,65 +207,28 @@ class SimState:
         self.balance_usd -= job.price_usd
         self.charges.append(Charge(job.id, job.spec.id, job.price_usd, job.body_sha256, at))
 
-    def _new_job(
-        self,
-        spec: Spec,
-        slug: str,
-        payload: dict[str, Any],
-        *,
-        key: str,
-        body_sha256: str,
-        price: float,
-        outputs: int,
-        lost: bool,
-        queued: bool,
-        latency: float,
-        failed: bool,
-    ) -> Job:
+    def _new_job(self, asked: Submission, *, queued: bool, latency: float, failed: bool) -> Job:
         now = self.clock()
         return Job(
             id=uuid.uuid4().hex,
-            key=key,
-            spec=spec,
-            slug=slug,
-            payload=payload,
-            body_sha256=body_sha256,
-            price_usd=price,
+            key=asked.key,
+            spec=asked.spec,
+            slug=asked.slug,
+            payload=asked.payload,
+            body_sha256=asked.body_sha256,
+            price_usd=asked.price,
             created=now,
             queued=queued,
             done_at=now + latency if queued else None,
             queued_until=now + latency * 0.1 if queued else now,
-            outputs=outputs,
+            outputs=asked.outputs,
             failed=failed,
-            lost=lost,
+            lost=asked.lost,
         )
 
-    def begin_sync(
-        self,
-        spec: Spec,
-        slug: str,
-        payload: dict[str, Any],
-        *,
-        key: str,
-        body_sha256: str,
-        price: float,
-        outputs: int,
-        lost: bool,
-    ) -> Job:
+    def begin_sync(self, asked: Submission) -> Job:
         """Record a sync request as it starts running (PENDING in the history until it answers)."""
-        job = self._new_job(
-            spec,
-            slug,
-            payload,
-            key=key,
-            body_sha256=body_sha256,
-            price=price,
-            outputs=outputs,
-            lost=lost,
-            queued=False,
-            latency=0.0,
-            failed=False,
-        )
+        job = self._new_job(asked, queued=False, latency=0.0, failed=False)
         with self._lock:
             self.jobs[job.id] = job
         return job
@@ -271,33 +249,8 @@ class SimState:
             job.failed = True
             job.error = error
 
-    def enqueue(
-        self,
-        spec: Spec,
-        slug: str,
-        payload: dict[str, Any],
-        *,
-        key: str,
-        body_sha256: str,
-        price: float,
-        outputs: int,
-        latency: float,
-        failed: bool,
-        lost: bool,
-    ) -> Job:
-        job = self._new_job(
-            spec,
-            slug,
-            payload,
-            key=key,
-            body_sha256=body_sha256,
-            price=price,
-            outputs=outputs,
-            lost=lost,
-            queued=True,
-            latency=latency,
-            failed=failed,
-        )
+    def enqueue(self, asked: Submission, *, latency: float, failed: bool) -> Job:
+        job = self._new_job(asked, queued=True, latency=latency, failed=failed)
         if failed:
             job.error = "Generation failed (simulated): the content was blocked"
         assert job.done_at is not None
@@ -307,7 +260,7 @@ class SimState:
             self._retained.append(job)
             heapq.heappush(self._pending, (job.done_at, job.id))
             if not failed:
-                self._reserved += price
+                self._reserved += asked.price
         return job
 
     def lookup(self, request_id: str) -> Job | None:
