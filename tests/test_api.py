@@ -53,6 +53,37 @@ def test_plan_and_render_a_recipe_through_the_public_api(tmp_path: Path) -> None
     assert (out / "renders" / summary.results[0].outputs[0]).exists()
 
 
+def test_record_then_replay_a_cassette_through_the_public_api(tmp_path: Path) -> None:
+    """The backend says what a run is: the preview records, a replay charges nothing and says so."""
+    plan = engine.build_plan(engine.load_recipe(ROOT / "recipes" / "characters.yaml"), limit=1)
+    heard: list[str] = []
+    recorded = engine.execute(
+        plan,
+        backend=engine.preview_backend(),
+        out_dir=tmp_path / "recorded",
+        options=engine.RunOptions(
+            home=tmp_path / "home",
+            cassette=engine.CassetteUse(tmp_path / "c.yaml", "all"),
+            on_result=lambda result: heard.append(result.status),
+        ),
+    )
+    assert recorded.cassette is not None
+    assert recorded.cassette.startswith("wrote ")
+    assert heard == ["succeeded"]
+    replayed = engine.execute(
+        plan,
+        backend=engine.replay_backend(),
+        out_dir=tmp_path / "replayed",
+        options=engine.RunOptions(
+            home=tmp_path / "home", cassette=engine.CassetteUse(tmp_path / "c.yaml", "none")
+        ),
+    )
+    assert replayed.count("succeeded") == 1
+    assert replayed.spent_usd == 0.0
+    assert not engine.replay_backend().charges
+    assert engine.replay_backend().label == "replay"
+
+
 @pytest.mark.parametrize(
     ("error", "code"),
     [
