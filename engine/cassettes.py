@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import vcr
@@ -30,10 +30,10 @@ from vcr.serialize import deserialize, serialize
 
 from engine.files import atomic_write
 from engine.formatting import count
+from engine.results import RecordMode
 
 __all__ = [
     "PREVIEW_HOST",
-    "RECORD_MODES",
     "CassetteMiss",
     "Recording",
     "blob_dir",
@@ -42,8 +42,6 @@ __all__ = [
     "use_cassette",
 ]
 
-RecordMode = Literal["once", "new", "all", "none"]
-RECORD_MODES: tuple[RecordMode, ...] = ("once", "new", "all", "none")
 _VCR_MODES = {"once": "once", "new": "new_episodes", "all": "all", "none": "none"}
 # Past this a body, or a string inside a JSON body (a base64 image), is stored as a blob; under it,
 # kept inline where a diff can show it.

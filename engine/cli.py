@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, cast
 
 import click
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from engine.ledger import RunRow, Spend
     from engine.plan import Plan
     from engine.progress import ProgressModel
-    from engine.results import Result, RunOptions
+    from engine.results import RecordMode, Result, RunOptions
     from engine.settings import Home
     from engine.specs import Spec
     from engine.triage import Outlook
@@ -288,7 +288,7 @@ class _RunArgs:
     force: bool
     yes: bool
     cassette: Path | None
-    record: Literal["once", "new", "all", "none"]
+    record: RecordMode
     no_report: bool
     retry_unknown: bool
     rate_window: float

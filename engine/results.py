@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["CassetteUse", "Result", "RunOptions", "RunSummary", "Status"]
+__all__ = ["CassetteUse", "RecordMode", "Result", "RunOptions", "RunSummary", "Status"]
 
 Status = Literal["succeeded", "skipped", "failed", "unknown", "unfetched", "not-sent"]
 RecordMode = Literal["once", "new", "all", "none"]
