@@ -6,24 +6,31 @@ other jobs still show their pictures). One row per value of the first axis, one 
 the second, a section per combination of the others; each cell a thumbnail linked to the full image
 with the job id, seed, cost and the rendered prompt, or the job's error. Thumbnails are made once
 (Pillow) into ``.thumbs/``; an image too large to decode safely gets none, and says so. The page
-needs no server, no script and no network, and escapes every string it shows.
+needs no server, no script and no network, and escapes every string it shows. Python prepares plain
+data; the templates in ``engine/templates/`` (``report.html.j2`` on ``base.html.j2``, its style in
+``report.css``) draw it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import json
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 from typing import Any
 
+import jinja2
+from markupsafe import Markup
 from PIL import Image, UnidentifiedImageError
 
 from engine.errors import InputError
 from engine.files import atomic_write
+from engine.formatting import count, money, seconds_text
 from engine.outputs import OutputStore
 from engine.settings import ledger_path
 
@@ -93,6 +100,7 @@ def _current(out_dir: Path, run: Mapping[str, Any]) -> tuple[list[dict[str, Any]
 
 
 def _run(out_dir: Path, run_id: str | None) -> dict[str, Any]:
+    """The run's record: the one asked for, or the folder's latest."""
     runs = sorted((out_dir / RUNS).glob("*.json"))
     if not runs:
         raise InputError(f"{out_dir}: no run recorded here yet (render a recipe first)")
@@ -136,73 +144,7 @@ def _thumbnail(out_dir: Path, output: str) -> str | None:
     return None
 
 
-def _page(
-    run: Mapping[str, Any],
-    entries: Sequence[Mapping[str, Any]],
-    notes: Mapping[str, str],
-    folder_spent: float,
-) -> str:
-    axes: list[str] = list(run.get("axes") or [])
-    order: Mapping[str, list[str]] = run.get("values") or {}
-    row_axis = axes[0] if axes else None
-    column_axis = axes[1] if len(axes) > 1 else None
-    section_axes = axes[2:]
-    by_values: dict[tuple[str, ...], Mapping[str, Any]] = {}
-    for entry in entries:
-        values = entry.get("values") or {}
-        by_values[tuple(values.get(axis, _NONE) for axis in axes)] = entry
-    sections = []
-    section_values = [_values(order, axis, entries) for axis in section_axes]
-    for combination in product(*section_values) if section_axes else [()]:
-        title = " · ".join(
-            f"{axis} {value}" for axis, value in zip(section_axes, combination, strict=True)
-        )
-        rows = _values(order, row_axis, entries) if row_axis else [_NONE]
-        columns = _values(order, column_axis, entries) if column_axis else [_NONE]
-        cells = []
-        for row in rows:
-            cells.append(f'<div class="label row">{_e(row)}</div>')
-            for column in columns:
-                key = tuple(
-                    value
-                    for value in (
-                        row if row_axis else None,
-                        column if column_axis else None,
-                        *combination,
-                    )
-                    if value is not None
-                )
-                cells.append(_cell(by_values.get(key), run, notes))
-        if not any(key[len(axes) - len(section_axes) :] == combination for key in by_values):
-            continue  # a combination no job has (an exclude)
-        head = '<div class="label corner"></div>' + "".join(
-            f'<div class="label column">{_e(column)}</div>' for column in columns
-        )
-        sections.append(
-            f"<section>{f'<h2>{_e(title)}</h2>' if title else ''}"
-            f'<div class="grid" style="--columns: {len(columns)}">{head}{"".join(cells)}</div></section>'
-        )
-    return _TEMPLATE.format(
-        title=_e(f"{run.get('recipe', '')} · {run.get('id', '')}"),
-        header=_header(run, entries, folder_spent),
-        axes=_e(
-            f"rows: {row_axis or '-'} · columns: {column_axis or '-'}"
-            + (f" · sections: {', '.join(section_axes)}" if section_axes else "")
-        ),
-        sections="".join(sections),
-    )
-
-
-def _values(
-    order: Mapping[str, list[str]], axis: str | None, entries: Sequence[Mapping[str, Any]]
-) -> list[str]:
-    known = list(order.get(axis or "", []))
-    for entry in entries:
-        value = (entry.get("values") or {}).get(axis, _NONE)
-        if value not in known:
-            known.append(value)
-    return known
-
+# --- what the templates show ------------------------------------------------------------------
 
 # What the newest record of a job says when its request has not ended.
 _IN_FLIGHT = {
@@ -212,127 +154,254 @@ _IN_FLIGHT = {
 }
 
 
-def _cell(entry: Mapping[str, Any] | None, run: Mapping[str, Any], notes: Mapping[str, str]) -> str:
-    if entry is None:
-        return '<div class="cell empty"></div>'
-    status = str(entry.get("status", ""))
-    outputs = entry.get("outputs") or []
-    facts = [f'<span class="job">{_e(entry.get("job"))}</span>']
-    if entry.get("run") != run.get("id"):
-        facts.append(f"from run {_e(entry.get('run'))}")
-    if entry.get("seed") is not None:
-        facts.append(f"seed {_e(entry.get('seed'))}")
-    facts.append(_e(f"${float(entry.get('cost_usd') or 0):.4f}".rstrip("0").rstrip(".")))
-    picture = ""
-    if outputs and outputs[0] in notes:
-        picture = f'<a href="{_e(outputs[0])}">{_e(outputs[0])}</a><p class="note">{_e(notes[outputs[0]])}</p>'
-    elif outputs:
-        thumb = (Path(THUMBS) / Path(outputs[0]).with_suffix(".jpg")).as_posix()
-        picture = (
-            f'<a href="{_e(outputs[0])}"><img src="{_e(thumb)}" alt="{_e(entry.get("job"))}" '
-            'loading="lazy"></a>'
-        )
-        if len(outputs) > 1:
-            picture += (
-                '<div class="more">'
-                + " ".join(
-                    f'<a href="{_e(o)}">{index + 2}</a>' for index, o in enumerate(outputs[1:])
-                )
-                + "</div>"
-            )
-    error = (
-        f'<p class="error">{_e(entry.get("error"))}</p>'
-        if entry.get("error") and status != "skipped"
-        else ""
+@dataclass(frozen=True)
+class _Layout:
+    """Which axis runs down the rows, which across the columns, and which split the sections."""
+
+    rows: str | None
+    columns: str | None
+    sections: list[str]
+
+
+@dataclass(frozen=True)
+class _Header:
+    """The run at a glance: the recipe, where it rendered, what it cost, how its jobs stand."""
+
+    recipe: str
+    badge: str | None  # "stand-in", "replay" or "preview": pictures that are not Segmind's own
+    where: str
+    model: str
+    run_id: str
+    jobs: str
+    tally: list[str]
+    folder_spent: str
+    spent: str
+    budget: str | None
+    unknown: str | None
+    when: str | None
+    took: str
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One job: its picture (or the note saying why there is none), facts, state and prompt."""
+
+    job: str
+    status: str
+    state: str
+    from_run: str | None  # set when an earlier run rendered it
+    seed: str | None
+    cost: str
+    href: str | None
+    thumb: str | None
+    note: str | None
+    more: list[str]
+    error: str | None
+    prompt: str | None
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A value of the row axis and its cells; ``None`` where no job has the combination."""
+
+    label: str
+    cells: list[_Cell | None]
+
+
+@dataclass(frozen=True)
+class _Section:
+    """One grid: ``title`` pairs each section axis with its value (empty with no section axes)."""
+
+    title: list[tuple[str, str]]
+    columns: list[str]
+    rows: list[_Row]
+
+
+def _page(
+    run: Mapping[str, Any],
+    entries: Sequence[Mapping[str, Any]],
+    notes: Mapping[str, str],
+    folder_spent: float,
+) -> str:
+    """The whole page, from the run's record, its jobs' newest records and the thumbnail notes."""
+    axes: list[str] = list(run.get("axes") or [])
+    layout = _Layout(
+        rows=axes[0] if axes else None,
+        columns=axes[1] if len(axes) > 1 else None,
+        sections=axes[2:],
     )
-    prompt = entry.get("prompt")
-    details = f"<details><summary>prompt</summary><p>{_e(prompt)}</p></details>" if prompt else ""
-    return (
-        f'<div class="cell {_e(status)}">{picture}<div class="facts">{" · ".join(facts)}</div>'
-        f'<div class="status">{_e(_IN_FLIGHT.get(status, status))}</div>{error}{details}</div>'
+    return _render(
+        "report.html.j2",
+        title=f"{run.get('recipe', '')} · {run.get('id', '')}",
+        header=_header(run, entries, folder_spent),
+        layout=layout,
+        sections=_sections(run, entries, notes, layout),
+    )
+
+
+def _sections(
+    run: Mapping[str, Any],
+    entries: Sequence[Mapping[str, Any]],
+    notes: Mapping[str, str],
+    layout: _Layout,
+) -> list[_Section]:
+    """A grid per combination of the section axes that some job has (an exclude can leave none)."""
+    axes: list[str] = list(run.get("axes") or [])
+    order: Mapping[str, list[str]] = run.get("values") or {}
+    by_values: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for entry in entries:
+        values = entry.get("values") or {}
+        by_values[tuple(values.get(axis, _NONE) for axis in axes)] = entry
+    rows = _values(order, layout.rows, entries) if layout.rows else [_NONE]
+    columns = _values(order, layout.columns, entries) if layout.columns else [_NONE]
+    sections = []
+    split = len(axes) - len(layout.sections)
+    # With no section axes, product() yields the one empty combination: a single section.
+    for combination in product(*(_values(order, axis, entries) for axis in layout.sections)):
+        if not any(key[split:] == combination for key in by_values):
+            continue  # a combination no job has (an exclude)
+        grid = []
+        for row in rows:
+            found = [by_values.get(_key(layout, row, column, combination)) for column in columns]
+            cells = [None if entry is None else _cell(entry, run, notes) for entry in found]
+            grid.append(_Row(_text(row), cells))
+        title = [
+            (axis, str(value)) for axis, value in zip(layout.sections, combination, strict=True)
+        ]
+        sections.append(_Section(title, [_text(column) for column in columns], grid))
+    return sections
+
+
+def _key(layout: _Layout, row: Any, column: Any, combination: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Where a cell's job is filed: its axes' values, leaving out an axis the layout lacks."""
+    return tuple(
+        value
+        for value in (
+            row if layout.rows else None,
+            column if layout.columns else None,
+            *combination,
+        )
+        if value is not None
+    )
+
+
+def _values(
+    order: Mapping[str, list[str]], axis: str | None, entries: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """An axis's values in the recipe's order, then any only the records know (older recipes)."""
+    known = list(order.get(axis or "", []))
+    for entry in entries:
+        value = (entry.get("values") or {}).get(axis, _NONE)
+        if value not in known:
+            known.append(value)
+    return known
+
+
+def _cell(entry: Mapping[str, Any], run: Mapping[str, Any], notes: Mapping[str, str]) -> _Cell:
+    """A job's cell from its newest record; ``notes`` says which outputs have no thumbnail."""
+    status = str(entry.get("status", ""))
+    outputs = [_text(output) for output in entry.get("outputs") or []]
+    first = outputs[0] if outputs else None
+    seed = entry.get("seed")
+    # A skipped job's error is the reason it was skipped, not a failure to show in red.
+    error = entry.get("error") if status != "skipped" else None
+    return _Cell(
+        job=_text(entry.get("job")),
+        status=status,
+        state=_IN_FLIGHT.get(status, status),
+        from_run=_text(entry.get("run")) if entry.get("run") != run.get("id") else None,
+        seed=None if seed is None else _text(seed),
+        cost=money(float(entry.get("cost_usd") or 0)),
+        href=first,
+        thumb=(Path(THUMBS) / Path(first).with_suffix(".jpg")).as_posix() if first else None,
+        note=notes.get(first) if first else None,
+        more=outputs[1:],
+        error=_text(error) if error else None,
+        prompt=_text(entry.get("prompt")) if entry.get("prompt") else None,
     )
 
 
 def _header(
     run: Mapping[str, Any], entries: Sequence[Mapping[str, Any]], folder_spent: float
-) -> str:
+) -> _Header:
+    """The header: jobs counted by state (and those not rendered yet), money, backend and time."""
     counts: dict[str, int] = {}
     for entry in entries:
-        status = _IN_FLIGHT.get(str(entry.get("status")), str(entry.get("status")))
-        counts[status] = counts.get(status, 0) + 1
+        status = str(entry.get("status"))
+        state = _IN_FLIGHT.get(status, status)
+        counts[state] = counts.get(state, 0) + 1
+    tally = [f"{number} {state}" for state, number in sorted(counts.items())]
     total = len(run.get("recipe_jobs") or run.get("jobs") or entries)
-    missing = total - len(entries)
+    if total > len(entries):
+        tally.append(f"{total - len(entries)} not rendered yet")
     backend = str(run.get("backend", ""))
-    spent = float(run.get("spent_usd") or 0)
-    budget = run.get("budget_usd")
-    money = f"this run ${spent:.2f} spent" + (
-        f" of a ${float(budget):.2f} budget" if budget is not None else ""
-    )
-    if run.get("unknown_usd"):
-        money += f", ${float(run['unknown_usd']):.2f} unknown"
     started = run.get("started")
-    when = ""
-    if started:
-        when = dt.datetime.fromisoformat(str(started)).strftime("%Y-%m-%d %H:%M UTC") + " · "
-    where = backend
-    if backend.startswith("segmind@"):
-        where = backend.removeprefix("segmind@")
-        badge = f'<span class="preview-badge">STAND-IN: rendered by {_e(where)}, not Segmind</span>'
-    elif backend == "replay":
-        badge = '<span class="preview-badge">REPLAY: from a cassette</span>'
-    elif backend != "segmind":
-        badge = '<span class="preview-badge">PREVIEW: local renders, not Segmind\'s</span>'
-    else:
-        badge = ""
-    tally = " · ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-    if missing > 0:
-        tally += f" · {missing} not rendered yet"
-    took = f"{float(run.get('seconds') or 0):.0f} s"
-    return (
-        f"<h1>{_e(run.get('recipe'))} {badge}</h1>"
-        f'<p class="meta">{_e(total)} jobs: {_e(tally)} · every run into this folder spent ${folder_spent:.2f}</p>'
-        f'<p class="meta">{_e(run.get("model"))} on {_e(where)} · {_e(money)} · {_e(when)}'
-        f"{_e(took)} · run {_e(run.get('id'))}</p>"
+    budget = run.get("budget_usd")
+    return _Header(
+        recipe=_text(run.get("recipe")),
+        badge=_badge(backend),
+        where=backend.removeprefix("segmind@"),
+        model=_text(run.get("model")),
+        run_id=_text(run.get("id")),
+        jobs=count(total, "job"),
+        tally=tally,
+        folder_spent=money(folder_spent),
+        spent=money(float(run.get("spent_usd") or 0)),
+        budget=None if budget is None else money(float(budget)),
+        unknown=money(float(run["unknown_usd"])) if run.get("unknown_usd") else None,
+        when=_minute(str(started)) if started else None,
+        took=seconds_text(float(run.get("seconds") or 0)),
     )
 
 
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+def _minute(timestamp: str) -> str:
+    """When the run started, to the minute, in UTC as the run recorded it."""
+    return dt.datetime.fromisoformat(timestamp).strftime("%Y-%m-%d %H:%M UTC")
 
 
-_TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-:root {{ font-family: system-ui, sans-serif; color: #222; background: #fafaf8; }}
-body {{ margin: 0 auto; padding: 1rem; max-width: 1600px; }}
-h1 {{ font-size: 1.4rem; margin: 0 0 .3rem; }}
-h2 {{ font-size: 1.05rem; margin: 1.5rem 0 .5rem; }}
-.meta, .axes {{ color: #555; font-size: .9rem; margin: .2rem 0; }}
-.preview-badge {{ background: #d6403a; color: #fff; font-size: .75rem; padding: .15rem .45rem; border-radius: .25rem; vertical-align: middle; }}
-section {{ overflow-x: auto; }}
-.grid {{ display: grid; grid-template-columns: max-content repeat(var(--columns), minmax(9rem, 15rem)); justify-content: start; gap: .5rem; align-items: start; }}
-.label {{ font-weight: 600; font-size: .85rem; padding: .25rem; }}
-.label.row {{ align-self: center; }}
-.cell {{ background: #fff; border: 1px solid #e3e1dc; border-radius: .4rem; padding: .35rem; font-size: .75rem; min-width: 0; }}
-.cell img {{ display: block; width: 100%; height: auto; border-radius: .2rem; background: #eee; }}
-.cell.failed, .cell.unknown, .cell.unfetched {{ border-color: #d6403a; background: #fff4f3; }}
-.cell.skipped .status {{ color: #777; }}
-.cell.empty {{ background: transparent; border: 1px dashed #ddd; min-height: 3rem; }}
-.facts {{ margin-top: .25rem; color: #444; overflow-wrap: anywhere; }}
-.job {{ font-weight: 600; }}
-.status {{ color: #2a7a3b; }}
-.cell.failed .status, .cell.unknown .status {{ color: #b3261e; }}
-.note {{ color: #777; margin: .25rem 0 0; }}
-.error {{ color: #b3261e; margin: .25rem 0 0; overflow-wrap: anywhere; }}
-details summary {{ cursor: pointer; color: #555; }}
-details p {{ margin: .25rem 0 0; overflow-wrap: anywhere; }}
-.more a {{ margin-right: .3rem; }}
-@media (max-width: 640px) {{ body {{ padding: .5rem; }} .grid {{ grid-template-columns: max-content repeat(var(--columns), minmax(7rem, 1fr)); }} }}
-</style></head>
-<body>
-<header>{header}<p class="axes">{axes}</p></header>
-<main>{sections}</main>
-</body></html>
-"""
+def _badge(backend: str) -> str | None:
+    """Which warning the header wears: money sent to a stand-in or pictures made here are never
+    passed off as Segmind's."""
+    if backend.startswith("segmind@"):
+        return "stand-in"
+    if backend == "replay":
+        return "replay"
+    if backend != "segmind":
+        return "preview"
+    return None
+
+
+def _text(value: object) -> str:
+    """A record's value as the page shows it: nothing for a missing one."""
+    return "" if value is None else str(value)
+
+
+# --- the templates ----------------------------------------------------------------------------
+
+
+def _render(name: str, **context: object) -> str:
+    """Render one template of ``engine/templates/``."""
+    return _templates().get_template(name).render(context)
+
+
+@functools.cache
+def _templates() -> jinja2.Environment:
+    """The page templates, loaded once from the installed package (not the recipes' sandbox: these
+    are the engine's own). A name a template uses and the context lacks is an error, never blank."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("engine", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        finalize=_escaped,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _escaped(value: object) -> object:
+    """Every value escaped as ``html.escape`` does, quotes included: ``"`` becomes ``&quot;``
+    (markupsafe writes ``&#34;``), as the page always has. Markup the templates made stays."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(html.escape(str(value), quote=True))
