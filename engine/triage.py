@@ -5,9 +5,10 @@ could not be downloaded, or hold it as unknown until request history or the user
 The ledger decides first: a payload that succeeded before, in any recipe and any output folder, is
 reused while its files are intact (``--force`` pays again); otherwise its newest record decides: a
 request with an id is collected, whatever the flags; one sent with no answer is unknown unless
-``--retry-unknown``. Where the ledger has no record at all (another ``RENDER_HOME``), the output
-folder's manifest decides the same way. The dry run, the budget check and the runner all ask here,
-so what the dry run counts is what the run does.
+``--retry-unknown``. Where the ledger knows of nothing to reuse or wait for, the output folder's
+manifest decides the same way from the runs the ledger never saw (another ``RENDER_HOME``). The
+dry run, the budget check and the runner all ask here, so what the dry run counts is what the run
+does.
 """
 
 from __future__ import annotations
@@ -146,9 +147,13 @@ class Triage:
             if self.ledger is not None
             else []
         )
-        if records:
-            return self._from_ledger(records)
-        return self._from_manifest(job.id, digest)
+        decision = self._from_ledger(records) if records else SEND
+        if decision.action == "send":
+            # The ledger knows of nothing to reuse or wait for; the output folder may, through
+            # runs this ledger never saw (another RENDER_HOME rendered, or sent, this payload here).
+            known = {record.run_id for record in records}
+            return self._from_manifest(job.id, digest, skip_runs=known)
+        return decision
 
     def outlook(self, plan: Plan) -> Outlook:
         """Every job's decision; the cost counts each payload to send once (twins share a request)."""
@@ -223,14 +228,17 @@ class Triage:
             return Decision("unknown", holder.run_id, record=holder)
         return SEND
 
-    def _from_manifest(self, job_id: str, digest: str) -> Decision:
-        """No ledger row: the output folder's own record of this job, if it is of this payload."""
+    def _from_manifest(self, job_id: str, digest: str, *, skip_runs: set[str]) -> Decision:
+        """The output folder's own record of this job, if it is of this payload, from runs other
+        than ``skip_runs`` (whose rows in the ledger say more: a settled outcome, say)."""
         if self._manifest is None:
             self._manifest = self.store.history()
         entries = [
             entry
             for entry in self._manifest.get(job_id, ())
-            if entry.get("payload_sha256") == digest and entry.get("backend") == self.backend
+            if entry.get("payload_sha256") == digest
+            and entry.get("backend") == self.backend
+            and entry.get("run") not in skip_runs
         ]
         if not entries:
             return SEND

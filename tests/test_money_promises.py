@@ -160,6 +160,34 @@ def test_the_output_folder_guards_a_run_with_another_ledger(
     assert len(server.posts) == 6
 
 
+def test_a_failure_in_its_own_ledger_does_not_hide_what_another_ledger_rendered_here(
+    tmp_path: Path, segmind: tuple[Segmind, str]
+) -> None:
+    """The second ledger's newest word on the payload is "failed" (elsewhere, unbilled); the
+    output folder holds the picture a run with the first ledger paid for: it is reused."""
+    server, base = segmind
+    write_tree(tmp_path, {"city.yaml": SCIFI})
+    h1, h2 = str(tmp_path / "h1"), str(tmp_path / "h2")
+    code, _, err = render("city.yaml", "--limit", "1", cwd=tmp_path, base=base, RENDER_HOME=h1)
+    assert code == 0, err
+    server.app = Segmind.make(faults=parse_faults("500=1.0"))
+    # Through the API, to fail at once rather than after the CLI's eight backed-off attempts.
+    plan = _plan(tmp_path / "city.yaml")
+    failed = execute(
+        plan.model_copy(update={"jobs": plan.jobs[:1]}),
+        backend=segmind_backend(KEY, base_url=base),
+        out_dir=tmp_path / "elsewhere",
+        options=RunOptions(max_attempts=1, home=Path(h2)),
+    )
+    assert [result.status for result in failed.results] == ["failed"]
+    server.app = Segmind.make()
+    posts = len(server.posts)
+    code, out, err = render("city.yaml", "--limit", "1", cwd=tmp_path, base=base, RENDER_HOME=h2)
+    assert code == 0, err
+    assert out.startswith("city: 0 succeeded, 1 skipped (already rendered); $0.00 spent")
+    assert len(server.posts) == posts, "a picture in the output folder was paid for again"
+
+
 # --- 2. the same payload rendered before is copied, not paid again ----------------------------
 
 

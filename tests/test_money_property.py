@@ -6,7 +6,8 @@ folders, some with a ledger of their own, some interrupted (Ctrl-C) or killed (S
 drawn number of ledger writes. After every sequence the simulator's charge log is the judge:
 
 - no payload is charged twice, except by a run that asked to pay again (`--force`) or to re-send
-  what nobody knows about (`--retry-unknown`) and selected it;
+  what nobody knows about (`--retry-unknown`) and selected it, or by a run that shared neither the
+  ledger nor the output folder of any run that sent it (nothing could tell it);
 - the ledgers' spent total is exactly what was billed for the requests they say succeeded, and
   whatever else was billed is within their unknown total;
 - every output file present decodes.
@@ -158,16 +159,18 @@ def _body_hashes(root: Path) -> dict[int, str]:
 
 
 def _ledger_money(db: Path) -> tuple[dict[str, float], float]:
-    """Succeeded request ids with their recorded cost, and the unknown total, of one ledger."""
+    """Billed request ids (succeeded, or paid and not fetched yet) with their recorded cost, and
+    the unknown total, of one ledger. A request's money is on one row; a later run that fetched
+    or reused its outputs records them at no cost."""
     if not db.exists():
         return {}, 0.0
     with contextlib.closing(sqlite3.connect(db)) as conn:
         spent: dict[str, float] = {}
         for request_id, cost in conn.execute(
-            "SELECT request_id, cost_usd FROM jobs WHERE status = 'succeeded'"
+            "SELECT request_id, cost_usd FROM jobs WHERE status IN ('succeeded', 'unfetched')"
         ):
-            assert request_id not in spent, f"request {request_id} recorded as spent twice"
-            spent[request_id] = cost
+            assert not (cost and spent.get(request_id)), f"request {request_id} spent twice"
+            spent[request_id] = spent.get(request_id, 0.0) + (cost or 0.0)
         (unknown,) = conn.execute(
             "SELECT COALESCE(SUM(reserved_usd), 0) FROM jobs "
             "WHERE status IN ('sending', 'submitted', 'unknown')"
@@ -193,6 +196,23 @@ def _segmind(clock: _Clock) -> Iterator[tuple[Any, str]]:
         yield app, base
 
 
+def _paid_again_allowed(step: Step, earlier: list[Step]) -> set[int]:
+    """The jobs ``step`` may pay for again: those it asks to (``--force``, ``--retry-unknown``),
+    and those no earlier run could have told it of: none shared its ledger or its output folder."""
+    if step.force or step.retry_unknown:
+        return step.selected()
+    return {
+        n
+        for n in step.selected()
+        if any(n in before.selected() for before in earlier)
+        and not any(
+            n in before.selected()
+            and (before.own_ledger == step.own_ledger or before.out == step.out)
+            for before in earlier
+        )
+    }
+
+
 @settings(
     max_examples=8,
     deadline=None,
@@ -208,8 +228,12 @@ def test_random_runs_never_pay_twice_and_the_ledger_matches_the_bill(
     clock = _Clock()
     allowed: Counter[str] = Counter(dict.fromkeys(bodies.values(), 1))
     log: list[str] = []
+    earlier: list[Step] = []
     with _segmind(clock) as (app, base):
         for step in sequence:
+            for n in _paid_again_allowed(step, earlier):
+                allowed[bodies[n]] += 1
+            earlier.append(step)
             env = {
                 **os.environ,
                 "SEGMIND_API_KEY": KEY,
@@ -233,9 +257,6 @@ def test_random_runs_never_pay_twice_and_the_ledger_matches_the_bill(
             log.append(f"{step} -> {done.returncode}")
             assert done.returncode in {0, 1, 130, -signal.SIGKILL}, (done.stdout, done.stderr, log)
             assert "Traceback" not in done.stderr, (done.stderr, log)
-            if step.force or step.retry_unknown:
-                for n in step.selected():
-                    allowed[bodies[n]] += 1
         # Every request still queued finishes (and is billed) as if an hour went by.
         clock.offset += 3600
         state = app.state.simulator.state
