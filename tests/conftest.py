@@ -1,5 +1,6 @@
-"""Shared test configuration: pytester, to test the recipe plugin as pytest runs it; and a user data
-folder of the test's own, so no test writes a ledger into the real one."""
+"""Shared test configuration: pytester, to test the recipe plugin as pytest runs it; a user data
+folder of the test's own, so no test writes a ledger into the real one; and `render` as a user runs
+it, with a simulator to point it at."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import Render
+
 pytest_plugins = ["pytester"]
+
+# What a developer's shell may set that would point a test's `render` at their account, ledger or
+# specs.
+_USER_SETTINGS = ("SEGMIND_API_KEY", "SEGMIND_BASE_URL", "RENDER_HOME", "RENDER_SPECS_PATH")
 
 
 @pytest.fixture(autouse=True)
@@ -18,3 +25,15 @@ def _own_user_data(
     data = tmp_path_factory.mktemp("user-data")
     monkeypatch.setenv("XDG_DATA_HOME", str(data))
     return data
+
+
+@pytest.fixture
+def render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Render:
+    """`render` run as a user types it, in ``tmp_path`` (the working folder) with none of the
+    developer's Segmind or render settings: ``code, out, err = render("r.yaml", RENDER_HOME=...)``.
+    ``with render.simulator(**config) as segmind``: a simulator on a loopback socket for the block;
+    ``render(..., **segmind.env(key))`` points a run at it."""
+    monkeypatch.chdir(tmp_path)
+    for name in _USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    return Render()

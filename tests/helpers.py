@@ -1,4 +1,5 @@
-"""Test helpers: write small file trees from dedented text, and find the seed Segmind API pages."""
+"""Test helpers: write small file trees from dedented text, find the seed Segmind API pages, run
+`render` as a user does (and the simulator it talks to), and move a simulator's clock by hand."""
 
 from __future__ import annotations
 
@@ -9,22 +10,28 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import httpx
 import pytest
+from click.testing import CliRunner
+from starlette.applications import Starlette
 
 from engine.backends import segmind_backend
 from engine.budget import Budget
+from engine.cli import cli
 from engine.client import SegmindClient
 from engine.ledger import Ledger
 from engine.outputs import OutputStore
 from engine.plan import Plan
 from engine.results import RunOptions
 from engine.runner import Runner
+from engine.simulator import SimulatorConfig, all_specs, create_app, serving
+from engine.simulator.state import SimState
 
 ROOT = Path(__file__).resolve().parents[1]
 # The seed API pages the shipped specs are generated from, kept byte for byte as published.
@@ -66,27 +73,51 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def simulator_process(*options: str) -> Iterator[str]:
-    """`render simulate OPTIONS...` in its own process on a free port; yields its base URL."""
+def simulator_process(*options: str, log: Path | None = None) -> Iterator[str]:
+    """`render simulate OPTIONS...` in its own process on a free port; yields its base URL once the
+    server says it listens (read from its stderr as it comes, never polled). ``log``: where its
+    stderr is written when it stops."""
     port = free_port()
     render = Path(sys.executable).with_name("render")
     command = [str(render), "simulate", "--port", str(port), *options]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, encoding="utf-8"
+    )
+    said: list[str] = []
+    listening = threading.Event()
+    answered = threading.Event()  # it listens, or it has exited
+
+    def read() -> None:
+        # Drained to the end, whatever is kept: a full pipe would stall the server.
+        assert process.stderr is not None
+        for line in process.stderr:
+            if log is not None or not listening.is_set():
+                said.append(line)
+            if "Uvicorn running on" in line:
+                listening.set()
+                answered.set()
+        answered.set()
+
+    reader = threading.Thread(target=read, name="render-simulate-stderr", daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(base + "/v1/get-user-credits", headers={"x-api-key": "k"}, timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield base
+        # A guard against a server that neither starts nor exits, not a wait for it.
+        answered.wait(timeout=60)
+        if not listening.is_set():
+            raise RuntimeError(f"render simulate did not start: {''.join(said)}")
+        yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        reader.join(timeout=10)
+        assert process.stderr is not None
+        process.stderr.close()
+        if log is not None:
+            log.write_text("".join(said), encoding="utf-8")
 
 
 def asset_url(base: str, path: Path) -> str:
@@ -138,3 +169,79 @@ async def interrupt_when_queued(
     await client.aclose()
     ledger.close()
     return runner
+
+
+class SimClock:
+    """A simulator's clock that a test moves by hand (``create_app(config, clock=clock)``).
+
+    Running, it is real time plus what the test adds; stopped (``running=False``) it is only what
+    the test adds, so a queued request finishes when the test says so, never by itself.
+    """
+
+    def __init__(self, *, running: bool = True) -> None:
+        self.running = running
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return (time.monotonic() if self.running else 0.0) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def advance_to(self, moment: float) -> None:
+        """On to ``moment`` (a reading of this clock), if it is still to come."""
+        self.offset += max(0.0, moment - self())
+
+
+# --- `render` as a user runs it, and a simulator for it to talk to -----------------------------
+
+
+class Outcome(NamedTuple):
+    """What a `render` command did: its exit code and what it printed on stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """A simulator serving on a loopback socket: its app and base URL."""
+
+    app: Starlette
+    base: str
+
+    @property
+    def state(self) -> SimState:
+        """What it remembers: balance, charge log, history."""
+        state = self.app.state.simulator.state
+        assert isinstance(state, SimState)
+        return state
+
+    def env(self, key: str = "sk-test") -> dict[str, str]:
+        """The environment that points `render --backend segmind` at it, with API key ``key``."""
+        return {"SEGMIND_API_KEY": key, "SEGMIND_BASE_URL": self.base}
+
+
+class Render:
+    """The `render` command (``render(*args, **env)``) and a simulator for it to talk to
+    (``with render.simulator(**config) as segmind``): see the ``render`` fixture."""
+
+    def __call__(self, *args: str, **env: str) -> Outcome:
+        """`render ARGS...` through click's test runner, ``env`` added to the environment for this
+        call only. It ends with an exit code, never an exception that escaped the CLI."""
+        result = CliRunner().invoke(cli, list(args), env=env or None, prog_name="render")
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise AssertionError(f"render {' '.join(args)} raised:\n{result.output}") from (
+                result.exception
+            )
+        return Outcome(result.exit_code, result.stdout, result.stderr)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def simulator(**config: Any) -> Iterator[Simulated]:
+        """A simulator over every spec (``config`` goes to its SimulatorConfig) on a loopback
+        socket until the block ends."""
+        app = create_app(SimulatorConfig(specs=all_specs(), **config))
+        with serving(app) as base:
+            yield Simulated(app, base)

@@ -6,11 +6,9 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from engine.cli import cli
-from engine.simulator import SimulatorConfig, all_specs, create_app, parse_faults, serving
-from tests.helpers import ROOT, write_tree
+from engine.simulator import parse_faults
+from tests.helpers import ROOT, Render, write_tree
 
 KEY = "sk-cassette-test-0123456789abcdef"
 RECIPE = """\
@@ -26,13 +24,6 @@ RECIPE = """\
     """
 
 
-def run(*args: str, **env: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(
-        cli, list(args), env={"RENDER_HOME": env.pop("home", ""), **env}, prog_name="render"
-    )
-    return result.exit_code, result.stdout, result.stderr
-
-
 def digests(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -41,17 +32,13 @@ def digests(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def recorded(tmp_path: Path, render: Render) -> Path:
     """The recipe recorded against a simulator on a real socket, which is then shut down."""
     write_tree(tmp_path, {"r.yaml": RECIPE})
-    monkeypatch.chdir(tmp_path)
-    app = create_app(
-        SimulatorConfig(specs=all_specs(), latency_s=0.05, unpriced_usd=0.01, images="preview")
-    )
-    with serving(app) as base:
-        code, out, err = run(
+    with render.simulator(latency_s=0.05, unpriced_usd=0.01, images="preview") as segmind:
+        code, out, err = render(
             "r.yaml", "--backend", "segmind", "--cassette", "cassettes/r.yaml", "--out", "recorded", "--concurrency", "6",
-            home=str(tmp_path / "home"), SEGMIND_API_KEY=KEY, SEGMIND_BASE_URL=base,
+            RENDER_HOME=str(tmp_path / "home"), **segmind.env(KEY),
         )  # fmt: skip
         assert code == 0, err
     # Issue 10: recording says what it wrote.
@@ -62,10 +49,15 @@ def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_record_once_on_an_existing_cassette_is_a_replay(recorded: Path) -> None:
+def test_record_once_on_an_existing_cassette_is_a_replay(recorded: Path, render: Render) -> None:
     """Issue 10: `--record once` against a cassette that exists replays it, and says so."""
-    code, out, err = run(
-        "r.yaml", "--cassette", "cassettes/r.yaml", "--out", "again", home=str(recorded / "home2")
+    code, out, err = render(
+        "r.yaml",
+        "--cassette",
+        "cassettes/r.yaml",
+        "--out",
+        "again",
+        RENDER_HOME=str(recorded / "home2"),
     )
     assert code == 0, err
     assert out.startswith("r: 6 succeeded; $0 spent (replayed from the cassette); ")
@@ -73,9 +65,9 @@ def test_record_once_on_an_existing_cassette_is_a_replay(recorded: Path) -> None
     assert "  cassette " not in out  # nothing was written
 
 
-def test_a_replay_rebuilds_the_same_images_offline(recorded: Path) -> None:
+def test_a_replay_rebuilds_the_same_images_offline(recorded: Path, render: Render) -> None:
     # The simulator is gone and no key is set: only the cassette can answer.
-    code, out, err = run(
+    code, out, err = render(
         "r.yaml",
         "--cassette",
         "cassettes/r.yaml",
@@ -83,7 +75,7 @@ def test_a_replay_rebuilds_the_same_images_offline(recorded: Path) -> None:
         "none",
         "--out",
         "replayed",
-        home=str(recorded / "home2"),
+        RENDER_HOME=str(recorded / "home2"),
     )
     assert code == 0, err
     assert out.startswith("r: 6 succeeded; $0 spent (replayed from the cassette); ")
@@ -93,11 +85,13 @@ def test_a_replay_rebuilds_the_same_images_offline(recorded: Path) -> None:
     assert digests(recorded / "replayed" / "r") == recorded_files  # byte for byte, each job its own
 
 
-def test_a_changed_prompt_fails_its_jobs_with_a_diff_and_sends_nothing(recorded: Path) -> None:
+def test_a_changed_prompt_fails_its_jobs_with_a_diff_and_sends_nothing(
+    recorded: Path, render: Render
+) -> None:
     text = (recorded / "r.yaml").read_text().replace("dusk, wide angle", "dawn, wide angle")
     (recorded / "r.yaml").write_text(text)
     before = (recorded / "cassettes" / "r.yaml").read_bytes()
-    code, out, _ = run(
+    code, out, _ = render(
         "r.yaml",
         "--cassette",
         "cassettes/r.yaml",
@@ -107,7 +101,7 @@ def test_a_changed_prompt_fails_its_jobs_with_a_diff_and_sends_nothing(recorded:
         "replayed",
         "--only",
         "city=rome",
-        home=str(recorded / "home2"),
+        RENDER_HOME=str(recorded / "home2"),
     )
     assert code == 1
     assert (
@@ -129,47 +123,37 @@ def test_the_key_reaches_no_file_a_recorded_run_wrote(recorded: Path) -> None:
     assert "authorization" not in text.lower()
 
 
-def test_large_bodies_live_out_of_line_and_are_shared(recorded: Path) -> None:
+def test_large_bodies_live_out_of_line_and_are_shared(recorded: Path, render: Render) -> None:
     blobs = recorded / "cassettes" / "blobs"
     names = sorted(p.name for p in blobs.iterdir())
     assert names  # the base64 images of the answers
     assert all(hashlib.sha256((blobs / name).read_bytes()).hexdigest() == name for name in names)
     assert "blob:sha256:" in (recorded / "cassettes" / "r.yaml").read_text()
-    app = create_app(SimulatorConfig(specs=all_specs(), unpriced_usd=0.01, images="preview"))
-    with serving(app) as base:  # a second cassette of the same jobs reuses the same blobs
-        code, _, _ = run(
+    # A second cassette of the same jobs reuses the same blobs.
+    with render.simulator(unpriced_usd=0.01, images="preview") as segmind:
+        code, _, _ = render(
             "r.yaml", "--backend", "segmind", "--cassette", "cassettes/again.yaml", "--out", "again",
-            home=str(recorded / "home3"), SEGMIND_API_KEY=KEY, SEGMIND_BASE_URL=base,
+            RENDER_HOME=str(recorded / "home3"), **segmind.env(KEY),
         )  # fmt: skip
     assert code == 0
     assert sorted(p.name for p in blobs.iterdir()) == names
 
 
-def test_a_recorded_failure_is_not_replayed_as_success(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_recorded_failure_is_not_replayed_as_success(tmp_path: Path, render: Render) -> None:
     write_tree(tmp_path, {"r.yaml": RECIPE})
-    monkeypatch.chdir(tmp_path)
-    app = create_app(
-        SimulatorConfig(
-            specs=all_specs(),
-            unpriced_usd=0.01,
-            images="tiny",
-            faults=parse_faults("failed=0.5"),
-            seed=4,
-        )
-    )
-    with serving(app) as base:
-        code, out, _ = run(
+    with render.simulator(
+        unpriced_usd=0.01, images="tiny", faults=parse_faults("failed=0.5"), seed=4
+    ) as segmind:
+        code, out, _ = render(
             "r.yaml", "--backend", "segmind", "--cassette", "c.yaml", "--out", "rec",
-            home=str(tmp_path / "h1"), SEGMIND_API_KEY=KEY, SEGMIND_BASE_URL=base,
+            RENDER_HOME=str(tmp_path / "h1"), **segmind.env(KEY),
         )  # fmt: skip
     failed = {
         line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("  failed")
     }
     assert code == 1
     assert failed
-    code, out, _ = run(
+    code, out, _ = render(
         "r.yaml",
         "--cassette",
         "c.yaml",
@@ -177,7 +161,7 @@ def test_a_recorded_failure_is_not_replayed_as_success(
         "none",
         "--out",
         "rep",
-        home=str(tmp_path / "h2"),
+        RENDER_HOME=str(tmp_path / "h2"),
     )
     assert code == 1
     assert {
@@ -186,28 +170,19 @@ def test_a_recorded_failure_is_not_replayed_as_success(
 
 
 def test_a_500_answer_recorded_is_replayed_as_the_same_retry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, render: Render
 ) -> None:
     write_tree(tmp_path, {"r.yaml": RECIPE})
-    monkeypatch.chdir(tmp_path)
-    app = create_app(
-        SimulatorConfig(
-            specs=all_specs(),
-            unpriced_usd=0.01,
-            images="tiny",
-            faults=parse_faults("500=0.5"),
-            seed=2,
-            retry_after_s=0,
-        )
-    )
-    with serving(app) as base:
-        code, _, err = run(
+    with render.simulator(
+        unpriced_usd=0.01, images="tiny", faults=parse_faults("500=0.5"), seed=2, retry_after_s=0
+    ) as segmind:
+        code, _, err = render(
             "r.yaml", "--backend", "segmind", "--cassette", "c.yaml", "--out", "rec",
-            home=str(tmp_path / "h1"), SEGMIND_API_KEY=KEY, SEGMIND_BASE_URL=base,
+            RENDER_HOME=str(tmp_path / "h1"), **segmind.env(KEY),
         )  # fmt: skip
     assert code == 0, err
     assert "code: 500" in (tmp_path / "c.yaml").read_text()
-    code, _, err = run(
+    code, _, err = render(
         "r.yaml",
         "--cassette",
         "c.yaml",
@@ -215,13 +190,13 @@ def test_a_500_answer_recorded_is_replayed_as_the_same_retry(
         "none",
         "--out",
         "rep",
-        home=str(tmp_path / "h2"),
+        RENDER_HOME=str(tmp_path / "h2"),
     )
     assert code == 0, err
     assert digests(tmp_path / "rep") == digests(tmp_path / "rec")
 
 
-def test_record_new_adds_only_what_is_missing(recorded: Path) -> None:
+def test_record_new_adds_only_what_is_missing(recorded: Path, render: Render) -> None:
     text = (
         (recorded / "r.yaml")
         .read_text()
@@ -232,31 +207,32 @@ def test_record_new_adds_only_what_is_missing(recorded: Path) -> None:
     (recorded / "r.yaml").write_text(text)
     cassette = recorded / "cassettes" / "r.yaml"
     count = cassette.read_text().count("method: POST")
-    app = create_app(SimulatorConfig(specs=all_specs(), unpriced_usd=0.01, images="tiny"))
-    with serving(app) as base:
-        code, _, err = run(
+    with render.simulator(unpriced_usd=0.01, images="tiny") as segmind:
+        code, _, err = render(
             "r.yaml", "--backend", "segmind", "--cassette", "cassettes/r.yaml", "--record", "new", "--out", "n",
-            home=str(recorded / "home4"), SEGMIND_API_KEY=KEY, SEGMIND_BASE_URL=base,
+            RENDER_HOME=str(recorded / "home4"), **segmind.env(KEY),
         )  # fmt: skip
         assert code == 0, err
-        assert len(app.state.simulator.state.charges) == 1  # only riga went out
+        assert len(segmind.state.charges) == 1  # only riga went out
     assert cassette.read_text().count("method: POST") == count + 1
 
 
-def test_one_recipe_at_a_time_with_a_cassette(tmp_path: Path) -> None:
+def test_one_recipe_at_a_time_with_a_cassette(tmp_path: Path, render: Render) -> None:
     lighting = str(ROOT / "recipes" / "lighting.yaml")
-    code, _, err = run(
-        lighting, lighting, "--cassette", str(tmp_path / "c.yaml"), home=str(tmp_path)
+    code, _, err = render(
+        lighting, lighting, "--cassette", str(tmp_path / "c.yaml"), RENDER_HOME=str(tmp_path)
     )
     assert code == 2
     assert "--cassette takes one recipe at a time" in err
 
 
 @pytest.mark.parametrize("name", ["spring", "lighting"])
-def test_the_shipped_cassettes_replay_every_job_offline(name: str, tmp_path: Path) -> None:
-    code, out, err = run(
+def test_the_shipped_cassettes_replay_every_job_offline(
+    name: str, tmp_path: Path, render: Render
+) -> None:
+    code, out, err = render(
         str(ROOT / "recipes" / f"{name}.yaml"), "--cassette", str(ROOT / "cassettes" / f"{name}.yaml"),
-        "--record", "none", "--out", str(tmp_path), home=str(tmp_path / "home"),
+        "--record", "none", "--out", str(tmp_path), RENDER_HOME=str(tmp_path / "home"),
     )  # fmt: skip
     assert code == 0, out + err
     blobs = {p.name for p in (ROOT / "cassettes" / "blobs").iterdir()}

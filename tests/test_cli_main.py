@@ -8,10 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from engine.cli import cli
-from tests.helpers import ROOT, write_tree
+from tests.helpers import ROOT, Render, write_tree
 
 RECIPE = """\
     model: scenecraft
@@ -30,7 +28,8 @@ RECIPE = """\
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def project(tmp_path: Path, render: Render) -> Path:
+    """The recipe and its image in the working folder, where ``render`` runs."""
     write_tree(
         tmp_path,
         {
@@ -38,9 +37,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "images/sofa.png": (ROOT / "recipes" / "images" / "sofa.png").read_bytes(),
         },
     )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
-    monkeypatch.delenv("RENDER_HOME", raising=False)
     return tmp_path
 
 
@@ -49,13 +45,10 @@ def user_ledger() -> Path:
     return Path(os.environ["XDG_DATA_HOME"]) / "render" / "ledger.sqlite"
 
 
-def run(*args: str, **env: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), env=env or None, prog_name="render")
-    return result.exit_code, result.stdout, result.stderr
-
-
-def test_without_a_key_it_renders_free_previews_with_a_notice(project: Path) -> None:
-    code, out, err = run("r.yaml")
+def test_without_a_key_it_renders_free_previews_with_a_notice(
+    project: Path, render: Render
+) -> None:
+    code, out, err = render("r.yaml")
     assert code == 0, err
     assert err.startswith("note: SEGMIND_API_KEY is not set: rendering free local previews")
     assert "[2/2] " in err  # a plain line per job off a terminal
@@ -77,22 +70,24 @@ def test_without_a_key_it_renders_free_previews_with_a_notice(project: Path) -> 
     assert rows == [("succeeded", "preview"), ("succeeded", "preview")]
 
 
-def test_a_second_run_skips_what_is_done_and_force_renders_again(project: Path) -> None:
-    run("r.yaml")
-    code, out, _ = run("r.yaml")
+def test_a_second_run_skips_what_is_done_and_force_renders_again(
+    project: Path, render: Render
+) -> None:
+    render("r.yaml")
+    code, out, _ = render("r.yaml")
     assert code == 0
     assert out.startswith("r: 0 succeeded, 2 skipped (already rendered); ")
-    code, out, _ = run("r.yaml", "--force")
+    code, out, _ = render("r.yaml", "--force")
     assert out.startswith("r: 2 succeeded; ")
     (project / "renders" / "r" / "sofa" / "1x1.jpg").write_bytes(b"damaged")
-    code, out, _ = run("r.yaml")
+    code, out, _ = render("r.yaml")
     assert out.startswith(
         "r: 1 succeeded, 1 skipped (already rendered); "
     )  # a damaged output is redone
 
 
-def test_out_and_render_home_move_the_outputs_and_the_ledger(project: Path) -> None:
-    code, _, _ = run("r.yaml", "--out", "shots", RENDER_HOME=str(project / "home"))
+def test_out_and_render_home_move_the_outputs_and_the_ledger(project: Path, render: Render) -> None:
+    code, _, _ = render("r.yaml", "--out", "shots", RENDER_HOME=str(project / "home"))
     assert code == 0
     assert (project / "shots" / "r" / "sofa" / "1x1.jpg").exists()
     assert (project / "home" / "ledger.sqlite").exists()
@@ -117,15 +112,22 @@ def test_out_and_render_home_move_the_outputs_and_the_ledger(project: Path) -> N
     ],
 )
 def test_money_gates_before_anything_is_sent(
-    project: Path, args: tuple[str, ...], env: dict[str, str], code: int, message: str
+    project: Path,
+    render: Render,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    code: int,
+    message: str,
 ) -> None:
-    got, _, err = run("r.yaml", *args, SEGMIND_BASE_URL="http://127.0.0.1:9", **env)
+    got, _, err = render("r.yaml", *args, SEGMIND_BASE_URL="http://127.0.0.1:9", **env)
     assert got == code
     assert message in err
     assert not (project / "renders").exists()
 
 
-def test_no_budget_and_an_unpriced_model_are_refused_for_segmind(project: Path) -> None:
+def test_no_budget_and_an_unpriced_model_are_refused_for_segmind(
+    project: Path, render: Render
+) -> None:
     write_tree(
         project,
         {
@@ -134,19 +136,19 @@ def test_no_budget_and_an_unpriced_model_are_refused_for_segmind(project: Path) 
         },
     )
     env = {"SEGMIND_API_KEY": "sk-test", "SEGMIND_BASE_URL": "http://127.0.0.1:9"}
-    code, _, err = run("nobudget.yaml", **env)
+    code, _, err = render("nobudget.yaml", **env)
     assert (code, err) == (
         2,
         "error: nobudget.yaml: no budget: set `budget_usd` in the recipe or pass --budget (the run would send 2 jobs for $0.678)\n",
     )
-    code, _, err = run("unpriced.yaml", **env)
+    code, _, err = render("unpriced.yaml", **env)
     assert (code, err) == (
         2,
         "error: unpriced.yaml: sd1.5-scifi has no price: set `price_usd` in the recipe (or use --backend preview) to run it\n",
     )
 
 
-def test_above_five_dollars_without_a_terminal_needs_yes(project: Path) -> None:
+def test_above_five_dollars_without_a_terminal_needs_yes(project: Path, render: Render) -> None:
     write_tree(
         project,
         {
@@ -156,7 +158,9 @@ def test_above_five_dollars_without_a_terminal_needs_yes(project: Path) -> None:
             )
         },
     )
-    code, _, err = run("big.yaml", SEGMIND_API_KEY="sk-test", SEGMIND_BASE_URL="http://127.0.0.1:9")
+    code, _, err = render(
+        "big.yaml", SEGMIND_API_KEY="sk-test", SEGMIND_BASE_URL="http://127.0.0.1:9"
+    )
     assert code == 2
     assert (
         err
@@ -164,17 +168,17 @@ def test_above_five_dollars_without_a_terminal_needs_yes(project: Path) -> None:
     )
 
 
-def test_a_plan_with_errors_runs_nothing(project: Path) -> None:
+def test_a_plan_with_errors_runs_nothing(project: Path, render: Render) -> None:
     write_tree(project, {"bad.yaml": RECIPE.replace("seed: auto", "steps: 99")})
-    code, out, _ = run("bad.yaml")
+    code, out, _ = render("bad.yaml")
     assert code == 2
     assert "params.steps: 99 is above the maximum 50" in out
     assert not (project / "renders").exists()
 
 
-def test_ledger_command_shows_the_spend(project: Path) -> None:
-    run("r.yaml")
-    code, out, _ = run("ledger", "--json")
+def test_ledger_command_shows_the_spend(project: Path, render: Render) -> None:
+    render("r.yaml")
+    code, out, _ = render("ledger", "--json")
     assert code == 0
     data = json.loads(out)
     assert data["ledger"] == str(user_ledger())
@@ -193,20 +197,20 @@ def test_ledger_command_shows_the_spend(project: Path) -> None:
         2,
         0.0,
     )
-    code, out, _ = run("ledger")
+    code, out, _ = render("ledger")
     assert "total spent on Segmind: $0.00" in out
     assert f"{ran['id']}  r " in out  # the run ids a user takes for `render report`
 
 
-def test_ledger_command_before_any_run(project: Path) -> None:
-    code, out, _ = run("ledger")
+def test_ledger_command_before_any_run(project: Path, render: Render) -> None:
+    code, out, _ = render("ledger")
     assert (code, out) == (0, f"no runs yet (no ledger at {user_ledger()})\n")
 
 
-def test_a_local_render_folder_is_still_used_with_a_notice(project: Path) -> None:
+def test_a_local_render_folder_is_still_used_with_a_notice(project: Path, render: Render) -> None:
     (project / ".render").mkdir()
     sqlite3.connect(project / ".render" / "ledger.sqlite").close()
-    code, _, err = run("r.yaml")
+    code, _, err = render("r.yaml")
     assert code == 0
     assert (
         "note: using the ledger in .render/ of this folder (set RENDER_HOME to choose another; "

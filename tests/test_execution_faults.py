@@ -11,30 +11,37 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import math
 import tempfile
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import tenacity
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.backends import segmind_backend
+from engine.budget import Budget
 from engine.cli import cli
 from engine.client import SegmindClient
 from engine.executor import execute
 from engine.ledger import Ledger
+from engine.outputs import OutputStore
 from engine.plan import Plan, build_plan
+from engine.ratelimit import Pace
 from engine.recipe import load_recipe
 from engine.results import RunOptions, RunSummary
+from engine.retrying import RetryPolicy
 from engine.runner import Runner
 from engine.simulator import (
     Charge,
@@ -45,7 +52,7 @@ from engine.simulator import (
     parse_faults,
     serving,
 )
-from tests.helpers import ROOT, interrupt_when_queued, write_tree
+from tests.helpers import ROOT, SimClock, interrupt_when_queued, write_tree
 
 KEY = "sk-test-key"
 PRICE = 0.01
@@ -56,8 +63,17 @@ SOFA = ROOT / "recipes" / "images" / "sofa.png"
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def make_app(**options: Any) -> Starlette:
-    """A simulator over every spec: fast, tiny images, and the recipe's price for sd1.5-scifi."""
+def make_app(
+    *,
+    clock: Callable[[], float] | None = None,
+    now: datetime | None = None,
+    **options: Any,
+) -> Starlette:
+    """A simulator over every spec: fast, tiny images, and the recipe's price for sd1.5-scifi.
+
+    Its clock is a running SimClock unless ``clock`` is given (``now``: the wall-clock time the
+    clock's reading 0 stands for): a test moves it on instead of waiting for queued jobs to end.
+    """
     config: dict[str, Any] = {
         "specs": all_specs(),
         "latency_s": 0.05,
@@ -66,7 +82,7 @@ def make_app(**options: Any) -> Starlette:
         "images": "tiny",
         **options,
     }
-    app = create_app(SimulatorConfig(**config))
+    app = create_app(SimulatorConfig(**config), clock=clock or SimClock(), now=now)
     app.state.posts = []
     app.add_middleware(_CountPosts, seen=app.state.posts)
     return app
@@ -106,10 +122,14 @@ def sim(app: Starlette) -> Simulator:
     return found
 
 
-def charges(app: Starlette, *, wait_s: float = 0.15) -> list[Charge]:
-    """The charge log once every queued request has had time to finish (a dropped one still bills)."""
-    time.sleep(wait_s)
+def charges(app: Starlette) -> list[Charge]:
+    """The charge log once every queued request has finished (a dropped one still bills): the
+    simulator's clock is moved on to the moment the last one ends, never waited for."""
     state = sim(app).state
+    clock = state.clock
+    assert isinstance(clock, SimClock)
+    ends = [job.done_at for job in list(state.jobs.values()) if job.done_at is not None]
+    clock.advance_to(max(ends, default=0.0))
     state.settle()
     return list(state.charges)
 
@@ -439,23 +459,146 @@ def _rate_limit_schedule(plan: Plan, *, attempts: int) -> tuple[int, dict[str, i
     raise AssertionError("no suitable seed")
 
 
+class _VirtualTime(SimClock):
+    """One time for the simulator and the engine: it stands still, and moves only when the engine
+    waits, by exactly as long as it waits, at once. Its reading 0 is START, a whole second, so the
+    reset moments a 429 names (whole seconds) are exact."""
+
+    START = datetime(2026, 11, 30, 18, 30, tzinfo=UTC)
+
+    def __init__(self) -> None:
+        super().__init__(running=False)
+
+    def utc(self) -> datetime:
+        """The wall-clock time now, as the engine reads it to know how long a reset is away."""
+        return self.START + timedelta(seconds=self())
+
+    async def sleep(self, seconds: float) -> None:
+        # On the microsecond grid datetimes keep: a wait to a reset lands exactly on it.
+        self.offset = round(self.offset + max(0.0, seconds), 6)
+        await asyncio.sleep(0)
+
+
+class _WaitsOn(RetryPolicy):
+    """The run's retry policy, waiting on virtual time."""
+
+    def __init__(self, options: RunOptions, pace: Pace, virtual: _VirtualTime) -> None:
+        super().__init__(options, pace)
+        self.virtual = virtual
+
+    def attempts(self, *, submission: bool = False) -> tenacity.AsyncRetrying:
+        return super().attempts(submission=submission).copy(sleep=self.virtual.sleep)
+
+
+def run_on_virtual_time(
+    plan: Plan, base: str, root: Path, virtual: _VirtualTime, **changes: Any
+) -> RunSummary:
+    """``run``, with every wait of the run (a 429's, a retry's backoff, the pace's) on ``virtual``
+    and the rate limit's reset moments read against it: no wait takes real time."""
+    opts = options(home=root / "home", **changes)
+
+    async def main() -> RunSummary:
+        client = SegmindClient(base, KEY, now=virtual.utc)
+        ledger = Ledger(root / "home" / "ledger.sqlite")
+        try:
+            runner = Runner(
+                plan.model_copy(update={"budget_usd": 5.0}),
+                client=client,
+                ledger=ledger,
+                store=OutputStore(root / "out"),
+                budget=Budget(5.0),
+                options=opts,
+                backend=segmind_backend(KEY, base_url=base),
+            )
+            # The pace and the retry policy, on virtual time (sd1.5-scifi uploads nothing, so the
+            # uploader's hold on the policy it was built with does not matter).
+            runner.pace = Pace(
+                opts.rpm, window_s=opts.rate_window_s, clock=virtual, sleep=virtual.sleep
+            )
+            runner.retry = _WaitsOn(opts, runner.pace, virtual)
+            return await runner.run()
+        finally:
+            await client.aclose()
+            ledger.close()
+
+    return asyncio.run(main())
+
+
+@dataclass
+class _Arrival:
+    """A submission as the simulator saw it: when (its clock), how it was answered, and for a 429
+    the reset moment it named (on the same clock)."""
+
+    at: float
+    status: int = 0
+    reset_at: float | None = None
+
+
+class _Arrivals:
+    """Records every submission's arrival and answer."""
+
+    def __init__(self, app: ASGIApp, virtual: _VirtualTime, seen: list[_Arrival]) -> None:
+        self.app = app
+        self.virtual = virtual
+        self.seen = seen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        arrival = _Arrival(at=self.virtual())
+        self.seen.append(arrival)
+
+        async def answer(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                arrival.status = message["status"]
+                headers = {name.decode(): value.decode() for name, value in message["headers"]}
+                if "x-rate-limit-reset-at-utc" in headers:
+                    reset = datetime.fromisoformat(
+                        headers["x-rate-limit-reset-at-utc"].replace("Z", "+00:00")
+                    )
+                    arrival.reset_at = (reset - self.virtual.START).total_seconds()
+            await send(message)
+
+        await self.app(scope, receive, answer)
+
+
+# The longest a retry waits once a reset is past: one backoff, at most its cap plus its jitter.
+BACKOFF_S = options().max_backoff_s + options().backoff_s
+
+
 @pytest.mark.parametrize("retry_after_s", [1, 0])
 def test_429_retry_after_is_honoured(tmp_path: Path, served: Any, retry_after_s: int) -> None:
+    """Each rate-limited submission comes back at the reset its 429 named: not before it, and (a
+    reset already here, retry_after_s=0) no later than one short backoff after. Time is virtual,
+    so the waits are exact and no test waits for them. One job at a time: waits never overlap,
+    so the one clock they move is each job's own."""
     plan = plan_of(scifi_recipe(tmp_path, 4))
     seed, limited = _rate_limit_schedule(plan, attempts=8)
-    app = make_app(faults=parse_faults("429=0.5"), seed=seed, retry_after_s=retry_after_s)
-    base = served(app)
-    started = time.monotonic()
-    summary = run(plan, base, tmp_path, concurrency=4)
-    elapsed = time.monotonic() - started
+    virtual = _VirtualTime()
+    app = make_app(
+        faults=parse_faults("429=0.5"),
+        seed=seed,
+        retry_after_s=retry_after_s,
+        latency_s=0,
+        clock=virtual,
+        now=virtual.START,
+    )
+    arrivals: list[_Arrival] = []
+    app.add_middleware(_Arrivals, virtual=virtual, seen=arrivals)
+    summary = run_on_virtual_time(plan, served(app), tmp_path, virtual, concurrency=1)
 
     assert set(statuses(summary).values()) == {"succeeded"}
     assert posts(app) == len(plan.jobs) + sum(limited.values())
     assert len(charges(app)) == len(plan.jobs)
-    if retry_after_s:
-        assert elapsed >= max(limited.values()) * retry_after_s - 0.05, "Retry-After not waited"
-    else:
-        assert elapsed < 1.0
+    refused = [pair for pair in itertools.pairwise(arrivals) if pair[0].status == 429]
+    assert len(refused) == sum(limited.values())
+    for limit, retry in refused:
+        assert limit.reset_at is not None
+        assert retry.at >= limit.reset_at, f"came back at {retry.at}, before the reset: {limit}"
+        assert retry.at <= max(limit.reset_at, limit.at) + BACKOFF_S, (
+            f"came back at {retry.at}, long after the reset: {limit}"
+        )
 
 
 # --- 5. a 400 or a FAILED job fails only itself ------------------------------------------------
@@ -654,7 +797,9 @@ def test_unknown_outcomes_are_counted_and_resent_only_on_request(
 
 def test_a_queued_job_is_polled_by_the_next_run_not_resent(tmp_path: Path, served: Any) -> None:
     plan = plan_of(scifi_recipe(tmp_path, 4))
-    app = make_app(latency_s=1.0)
+    # Stopped: the jobs stay queued through the first run, however slowly it goes.
+    clock = SimClock(running=False)
+    app = make_app(latency_s=1.0, clock=clock)
     base = served(app)
     first = run(plan, base, tmp_path, max_poll_s=0.1)
     assert set(statuses(first).values()) == {"unknown"}
@@ -665,7 +810,7 @@ def test_a_queued_job_is_polled_by_the_next_run_not_resent(tmp_path: Path, serve
     request_ids = {job: row["request_id"] for job, row in rows.items()}
     assert all(request_ids.values())
 
-    time.sleep(1.0)
+    clock.advance(1.0)  # the jobs are done at Segmind
     second = run(plan, base, tmp_path)
     assert set(statuses(second).values()) == {"succeeded"}
     assert posts(app) == 4, "a queued request was sent again"
@@ -687,9 +832,7 @@ def test_the_charge_log_endpoint_agrees_with_the_state(tmp_path: Path, served: A
     base = served(app)
     run(plan, base, tmp_path)
     logged = httpx.get(f"{base}/_simulator/charges").json()
-    assert [c["request_id"] for c in logged["charges"]] == [
-        c.request_id for c in charges(app, wait_s=0)
-    ]
+    assert [c["request_id"] for c in logged["charges"]] == [c.request_id for c in charges(app)]
     assert logged["balance_usd"] == pytest.approx(100.0 - 0.03)
 
 
@@ -807,7 +950,9 @@ def test_a_killed_run_resumes_by_polling_and_pays_nothing_twice(
     tmp_path: Path, served: Any
 ) -> None:
     plan = plan_of(scifi_recipe(tmp_path, 4))
-    app = make_app(latency_s=1.0)
+    # Stopped: no job can finish before the run is interrupted, however slowly it goes.
+    clock = SimClock(running=False)
+    app = make_app(latency_s=1.0, clock=clock)
     base = served(app)
     runner = asyncio.run(_interrupted(plan, base, tmp_path))
     assert runner.summary.interrupted
@@ -816,7 +961,7 @@ def test_a_killed_run_resumes_by_polling_and_pays_nothing_twice(
     assert {row["status"] for row in rows.values()} == {"submitted"}
     assert all(row["request_id"] for row in rows.values())
 
-    time.sleep(1.0)
+    clock.advance(1.0)  # the jobs are done at Segmind
     resumed = run(plan, base, tmp_path)
     assert set(statuses(resumed).values()) == {"succeeded"}
     assert posts(app) == 4, "a queued request was sent again after a kill"
@@ -828,7 +973,7 @@ def test_a_killed_run_resumes_by_polling_and_pays_nothing_twice(
 def test_an_interrupted_run_still_counts_the_money_it_sent(tmp_path: Path, served: Any) -> None:
     """Four requests went out and will be billed: the interrupted run's summary must not say $0."""
     plan = plan_of(scifi_recipe(tmp_path, 4))
-    app = make_app(latency_s=1.0)
+    app = make_app(latency_s=1.0, clock=SimClock(running=False))  # none can finish meanwhile
     runner = asyncio.run(_interrupted(plan, served(app), tmp_path))
     summary = runner.summary
     assert summary.interrupted

@@ -19,13 +19,12 @@ import hashlib
 import json
 import os
 import random
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from engine.client import SegmindClient
 from engine.plan import Plan, build_plan
 from engine.recipe import load_recipe
 from engine.uploads import to_upload
-from tests.helpers import ROOT, asset_url, write_tree
+from tests.helpers import ROOT, asset_url, simulator_process, write_tree
 
 RENDER = Path(sys.executable).with_name("render")
 KEY = "sk-test"
@@ -76,48 +75,13 @@ RECIPE = """\
     """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _simulator(logs: Path) -> Iterator[str]:
-    """`render simulate` in its own process; yields its base URL, and always stops it."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    with (logs / "simulator.log").open("wb") as log:
-        process = subprocess.Popen(
-            [str(RENDER), "simulate", "--port", str(port), "--latency", LATENCY_S,
-             "--balance", "1000", "--images", "preview"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                assert process.poll() is None, (
-                    f"render simulate exited ({process.returncode}): "
-                    + (logs / "simulator.log").read_text(errors="replace")
-                )
-                try:
-                    ready = httpx.get(
-                        base + "/v1/get-user-credits", headers={"x-api-key": KEY}, timeout=1.0
-                    )
-                    if ready.status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "render simulate did not start within 20 s"
-                time.sleep(0.05)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+def _simulator(logs: Path) -> contextlib.AbstractContextManager[str]:
+    """`render simulate` in its own process; yields its base URL once it listens, and always stops
+    it (its stderr: logs/simulator.log)."""
+    return simulator_process(
+        "--latency", LATENCY_S, "--balance", "1000", "--images", "preview",
+        log=logs / "simulator.log",
+    )  # fmt: skip
 
 
 def _ledger_rows(db: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -62,7 +62,7 @@ def test_waiting_jobs_wake_when_the_model_learns() -> None:
     async def scenario() -> tuple[bool, bool, float]:
         model = LatencyModel(guess_s=34)
         sleeper = asyncio.create_task(model.sleep(30))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one turn of the loop: the sleeper starts waiting on the model
         model.observe(0.2)
         woke = await sleeper
         timed_out = await model.sleep(0.01)

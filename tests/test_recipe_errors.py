@@ -176,7 +176,7 @@ REFUSED = [
             vars:
               words: &words [calm, *words]
             """,
-            # Today: RecursionError and a traceback from the line indexer (exit 1).
+            # An alias inside the value it names: refused at its line, never recursed into.
             lambda p: f"{p}:7: invalid YAML: an alias refers to a value that contains it",
         ),
         id="yaml-recursive-alias",
@@ -206,7 +206,7 @@ REFUSED = [
     pytest.param(
         Refused(
             "scenecraft\n",
-            # Today: "not a str", Python's name for the type.
+            # The type in words, not Python's name for it ("str").
             lambda p: (
                 f"{p}:1: a recipe is a mapping of fields (model, matrix, params, ...), not a string"
             ),
@@ -239,7 +239,7 @@ REFUSED = [
             params:
               prompt: a cozy room
             """,
-            # Today: "missing required field 'model'", which hides the typo on line 1.
+            # The typo itself, not "missing required field 'model'", which would hide it.
             lambda p: (
                 f"{p}:1: unknown field 'modle'; did you mean 'model'? (fields: {RECIPE_FIELDS})"
             ),
@@ -308,7 +308,6 @@ REFUSED = [
             params:
               prompt: a cozy room
             """,
-            # Today: pydantic's own "Input should be greater than 0".
             lambda p: f"{p}:2: budget_usd: expected a number at least 0, got -5",
         ),
         id="budget-is-negative",
@@ -324,7 +323,7 @@ REFUSED = [
               image: images/sofa.png
               prompt: a cozy room
             """,
-            # Today: accepted as a $1.00 budget; the plan runs (exit 0).
+            # YAML's true is no number: refused, never read as a $1.00 budget.
             lambda p: f"{p}:2: budget_usd: expected a number, got true (a boolean)",
         ),
         id="budget-is-a-boolean",
@@ -384,7 +383,7 @@ REFUSED = [
             params:
               prompt: a cozy room
             """,
-            # Today: line 2 (`matrix:`), not the axis.
+            # The axis's own line, not `matrix:`'s (line 2).
             lambda p: f"{p}:4: matrix: axis 'style' has no values",
         ),
         id="axis-is-empty",
@@ -413,7 +412,7 @@ REFUSED = [
             params:
               prompt: a cozy room
             """,
-            # Today: line 2 (`matrix:`), not the axis.
+            # The axis's own line, not `matrix:`'s (line 2).
             lambda p: (
                 f"{p}:4: matrix: axis name 'aspect-ratio' must be a template name (letters, digits, _)"
             ),
@@ -430,7 +429,7 @@ REFUSED = [
             params:
               prompt: a cozy room
             """,
-            # Today: "matrix.2024.[key]: expected a string, got 2024 (int)" on line 2.
+            # YAML reads 2024 as a number; it is still an axis name, named on its own line.
             lambda p: (
                 f"{p}:4: matrix: axis name '2024' must be a template name (letters, digits, _)"
             ),
@@ -537,7 +536,7 @@ REFUSED = [
     pytest.param(
         Refused(
             BASE + "exclude:\n  - {style: lfot}\n",
-            # Today: accepted; the exclude removes nothing and all four jobs run (exit 0).
+            # A value the axis does not have: refused, or the exclude would silently remove nothing.
             lambda p: (
                 f"{p}:11: exclude[0].style: 'lfot' names no value of axis 'style'; "
                 "did you mean 'loft'? (values: cozy, loft)"
@@ -548,7 +547,6 @@ REFUSED = [
     pytest.param(
         Refused(
             BASE + "exclude:\n  - lamp\n",
-            # Today: "exclude.0", unlike every other message's "exclude[0]".
             lambda p: f"{p}:11: exclude[0]: expected a mapping, got 'lamp' (a string)",
         ),
         id="exclude-entry-not-a-mapping",
@@ -745,7 +743,7 @@ FAILING = [
     pytest.param(
         Failing(
             BASE.replace("{{ product.noun }}", "{{ product.nown }}"),
-            # Today: "no key 'nown' there; did you mean 'noun'?", which does not say where "there" is.
+            # Names the variable that lacks the key ('product'), not just "there".
             lambda p: [
                 "4 errors:",
                 f"  {p}:9: params.prompt: 'product' has no key 'nown'; did you mean 'noun'? "
@@ -757,7 +755,7 @@ FAILING = [
     pytest.param(
         Failing(
             BASE.replace("{{ style }} room", "{{ style.scene }}"),
-            # Today: "no key 'scene' there", though `style` is a plain string with no keys at all.
+            # `style` is a plain string with no keys at all: the message says so.
             lambda p: [
                 "4 errors:",
                 f"  {p}:9: params.prompt: 'style' is 'cozy', not a mapping; it has no key 'scene' "
@@ -785,7 +783,7 @@ FAILING = [
     pytest.param(
         Failing(
             BASE + 'output: "../../etc/{{ style }}"\n',
-            # Today: every output error names line 7 (`params:`), not the `output:` line.
+            # Output errors name the `output:` line, not `params:` (line 7).
             lambda p: [
                 "4 errors:",
                 f"  {p}:10: output: the template gives '../../etc/cozy', which is not a path inside "

@@ -7,14 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from engine.cli import cli
 from engine.errors import InputError
 from engine.report import find_run_dir, write_report
-from engine.simulator import SimulatorConfig, all_specs, create_app, parse_faults, serving
-from tests.helpers import ROOT, write_tree
+from engine.simulator import parse_faults
+from tests.helpers import ROOT, Render, write_tree
 
 RECIPE = """\
     model: scenecraft
@@ -35,13 +33,8 @@ RECIPE = """\
     """
 
 
-def run(*args: str, **env: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), env=env or None, prog_name="render")
-    return result.exit_code, result.stdout, result.stderr
-
-
 @pytest.fixture
-def rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def rendered(tmp_path: Path, render: Render) -> Path:
     write_tree(
         tmp_path,
         {
@@ -49,9 +42,7 @@ def rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "images/sofa.png": (ROOT / "recipes" / "images" / "sofa.png").read_bytes(),
         },
     )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
-    code, out, err = run("r.yaml", RENDER_HOME=str(tmp_path / "home"))
+    code, out, err = render("r.yaml", RENDER_HOME=str(tmp_path / "home"))
     assert code == 0, err
     assert out.endswith("  report   renders/r/index.html\n")
     return tmp_path / "renders" / "r"
@@ -87,23 +78,25 @@ def test_the_page_needs_no_network(rendered: Path) -> None:
     assert "<link" not in page
 
 
-def test_render_report_rewrites_it_from_the_folder_or_the_run_id(rendered: Path) -> None:
+def test_render_report_rewrites_it_from_the_folder_or_the_run_id(
+    rendered: Path, render: Render
+) -> None:
     (rendered / "index.html").unlink()
-    code, out, _ = run("report", str(rendered), RENDER_HOME=str(rendered.parents[1] / "home"))
+    code, out, _ = render("report", str(rendered), RENDER_HOME=str(rendered.parents[1] / "home"))
     assert (code, out) == (0, f"{rendered / 'index.html'}\n")
     run_id = json.loads(next((rendered / "runs").glob("*.json")).read_text())["id"]
     (rendered / "index.html").unlink()
-    code, out, _ = run("report", run_id, RENDER_HOME=str(rendered.parents[1] / "home"))
+    code, out, _ = render("report", run_id, RENDER_HOME=str(rendered.parents[1] / "home"))
     assert code == 0
     assert (rendered / "index.html").exists()
-    code, _, err = run("report", "nope", RENDER_HOME=str(rendered.parents[1] / "home"))
+    code, _, err = render("report", "nope", RENDER_HOME=str(rendered.parents[1] / "home"))
     assert (code, err) == (
         2,
         "error: nope: no such run folder or run id (a run's folder is renders/<recipe>/)\n",
     )
 
 
-def test_no_report_skips_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_report_skips_it(tmp_path: Path, render: Render) -> None:
     write_tree(
         tmp_path,
         {
@@ -111,41 +104,28 @@ def test_no_report_skips_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             "images/sofa.png": (ROOT / "recipes" / "images" / "sofa.png").read_bytes(),
         },
     )
-    monkeypatch.chdir(tmp_path)
-    code, out, _ = run("r.yaml", "--no-report", "--limit", "1", RENDER_HOME=str(tmp_path / "home"))
+    code, out, _ = render(
+        "r.yaml", "--no-report", "--limit", "1", RENDER_HOME=str(tmp_path / "home")
+    )
     assert code == 0
     assert "\n  report " not in out
     assert not (tmp_path / "renders" / "r" / "index.html").exists()
 
 
-def test_failed_and_skipped_jobs_show_as_such(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_and_skipped_jobs_show_as_such(tmp_path: Path, render: Render) -> None:
     write_tree(
         tmp_path,
         {
             "r.yaml": "model: sd1.5-scifi\nprice_usd: 0.01\nbudget_usd: 1\nmatrix:\n  n: [0, 1, 2, 3, 4, 5]\nparams:\n  prompt: city {{ n }}\n  base64: true\n"
         },
     )
-    monkeypatch.chdir(tmp_path)
-    app = create_app(
-        SimulatorConfig(
-            specs=all_specs(),
-            unpriced_usd=0.01,
-            images="tiny",
-            faults=parse_faults("failed=0.5"),
-            seed=4,
-        )
-    )
-    with serving(app) as base:
-        host = base.removeprefix("http://")
-        env = {
-            "SEGMIND_API_KEY": "sk-test",
-            "SEGMIND_BASE_URL": base,
-            "RENDER_HOME": str(tmp_path / "home"),
-        }
-        run("r.yaml", **env)
-        _code, _, _ = run("r.yaml", **env)  # the successes are skipped, the failures tried again
+    with render.simulator(
+        unpriced_usd=0.01, images="tiny", faults=parse_faults("failed=0.5"), seed=4
+    ) as segmind:
+        host = segmind.base.removeprefix("http://")
+        env = {**segmind.env("sk-test"), "RENDER_HOME": str(tmp_path / "home")}
+        render("r.yaml", **env)
+        _code, _, _ = render("r.yaml", **env)  # the successes are skipped, the failures tried again
     page = (tmp_path / "renders" / "r" / "index.html").read_text()
     # Seed 4's schedule: the first run fails 5 of 6; the second skips the one done, and of the 5
     # sent again 4 succeed and 1 fails.
@@ -162,9 +142,11 @@ def test_failed_and_skipped_jobs_show_as_such(
     )
 
 
-def test_after_a_limited_run_the_sheet_shows_every_current_output(rendered: Path) -> None:
+def test_after_a_limited_run_the_sheet_shows_every_current_output(
+    rendered: Path, render: Render
+) -> None:
     """Issue 10: the sheet after --limit showed only that run's jobs; the header totals the batch."""
-    code, _, err = run(
+    code, _, err = render(
         "r.yaml", "--limit", "1", "--force", RENDER_HOME=str(rendered.parents[1] / "home")
     )
     assert code == 0, err

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import time
+import os
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import engine.docimport
 from engine.docimport import ImportResult, import_text
 from engine.errors import SpecImportError
+from tests.helpers import seed_page
 
 # Lines as the seed pages print them, glued and cut as they are there.
 FRAGMENTS = [
@@ -151,9 +157,54 @@ def test_known_crashes_are_refused_as_import_errors(text: str) -> None:
     imports_or_refuses(text)
 
 
+# --- inputs that made the importer do pathological work, measured in work rather than time ---
+
+IMPORTER = str(Path(engine.docimport.__file__).parent) + os.sep
+# Lines of engine/docimport/ one import may execute. Real pages take about 2 a character (8 kB:
+# under 13,000 lines); the search for readings of run-together numbers, capped at 100,000 steps,
+# takes about 3 million on the worst input below; before that cap, the same input took over 45
+# million (~5 s). Counted, not timed: the same on a loaded machine as on an idle one.
+LINE_BUDGET = 10_000_000
+
+
+class _OverBudget(BaseException):
+    """Raised from the tracer: a BaseException, so no ``except Exception`` in the importer hides it."""
+
+
+def lines_run_by(text: str) -> int:
+    """Import ``text`` (refused or not) and count the lines of the importer it executes; stops it
+    with _OverBudget past LINE_BUDGET, so a runaway import fails the test at once."""
+    count = 0
+
+    def line(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal count
+        if event == "line":
+            count += 1
+            if count > LINE_BUDGET:
+                raise _OverBudget
+        return line
+
+    def call(frame: FrameType, event: str, arg: Any) -> Any:
+        return line if frame.f_code.co_filename.startswith(IMPORTER) else None
+
+    before = sys.gettrace()  # a coverage tool's tracer, say: put back afterwards
+    sys.settrace(call)
+    try:
+        imports_or_refuses(text)
+    except _OverBudget:
+        pytest.fail(f"the import ran more than {LINE_BUDGET:,} lines of the importer")
+    finally:
+        sys.settrace(before)
+    return count
+
+
+def test_a_real_page_costs_a_few_lines_a_character() -> None:
+    """The yardstick for the budget below: a whole seed page."""
+    page = seed_page("scenecraft").read_text(encoding="utf-8")
+    assert 0 < lines_run_by(page) < 5 * len(page)
+
+
 def test_run_together_digits_that_cannot_be_split_are_refused_quickly() -> None:
     # The 20,000-candidate cap counted finished readings only: a last line that fits no reading
     # ("0" after 1s) made _all_readings walk every partition of the first line (~5 s for 50 digits).
-    started = time.perf_counter()
-    imports_or_refuses(PAGE + "Allowed values:\n" + "1" * 50 + "\n0\n")
-    assert time.perf_counter() - started < 1.0
+    assert lines_run_by(PAGE + "Allowed values:\n" + "1" * 50 + "\n0\n") <= LINE_BUDGET

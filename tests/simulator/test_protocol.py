@@ -7,11 +7,11 @@ Only fake keys are used; nothing reaches the real API.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 from starlette.applications import Starlette
 
+import engine.simulator.app
 from engine.simulator import parse_faults
 from tests.simulator.conftest import (
     KEY,
@@ -335,9 +336,11 @@ async def test_v1_is_406_once_the_balance_cannot_pay(connect: Connect, make_app:
 
 
 async def test_v2_submit_is_406_when_queued_jobs_reserve_the_balance(
-    connect: Connect, make_app: Any
+    connect: Connect, make_app: Any, clock: FakeClock
 ) -> None:
-    app = make_app(balance_usd=0.5, latency_s=30)
+    # The clock stands still: the queued jobs stay unfinished (reserved, unbilled) however long
+    # the test takes.
+    app = make_app(balance_usd=0.5, latency_s=30, clock=clock)
     async with connect(app) as client:
         first = await client.post(SCENECRAFT_V2, json=scenecraft("one"), headers=KEY)
         second = await client.post(SCENECRAFT_V2, json=scenecraft("two"), headers=KEY)
@@ -442,20 +445,37 @@ def test_dropped_v2_submit_still_runs_and_bills(
     assert [c["spec"] for c in log["charges"]] == ["scenecraft"]
 
 
-async def test_slow_fault_adds_its_delay(connect: Connect, make_app: Any, clock: FakeClock) -> None:
+class _RecordedSleeps:
+    """asyncio as the simulator's handlers see it, but their sleeps are recorded, not waited out."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(asyncio, name)
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        await asyncio.sleep(0)
+
+
+async def test_slow_fault_adds_its_delay(
+    connect: Connect, make_app: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A sync call takes its latency in real time (the handler sleeps: that is what a client waits
+    # on), not on the injected clock: the sleep it asks for is recorded instead of waited for.
+    sleeps = _RecordedSleeps()
+    monkeypatch.setattr(engine.simulator.app, "asyncio", sleeps)
     app = make_app(faults=parse_faults("slow=1"), slow_extra_s=0.25, latency_s=0.05, clock=clock)
     async with connect(app) as client:
-        # A sync call takes its latency in real time: that is what a client waits on.
-        started = time.monotonic()
         sync = await client.post(SCENECRAFT_V1, json=scenecraft(), headers=KEY)
-        elapsed = time.monotonic() - started
         submitted = (await client.post(SCENECRAFT_V2, json=scenecraft(), headers=KEY)).json()
         clock.advance(0.299)
         running = await client.get(submitted["status_url"], headers=KEY)
         clock.advance(0.001)
         result = await client.get(submitted["response_url"], headers=KEY)
     assert sync.status_code == 200
-    assert elapsed >= 0.3
+    assert sleeps.slept == [pytest.approx(0.3)]
     assert running.json()["status"] == "PROCESSING"
     assert result.json()["metrics"] == {"inference_time": 0.27, "queue_time": 0.03}
 

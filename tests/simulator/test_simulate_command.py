@@ -2,54 +2,20 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
 
 from engine.cli import cli
+from tests.helpers import simulator_process
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def test_render_simulate_serves_on_loopback_until_stopped() -> None:
-    port = _free_port()
-    render = Path(sys.executable).with_name("render")
-    process = subprocess.Popen(
-        [
-            str(render),
-            "simulate",
-            "--port",
-            str(port),
-            "--balance",
-            "1",
-            "--key",
-            "secret",
-            "--latency",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx.get(base + "/v1/get-user-credits", headers={"x-api-key": "secret"})
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "render simulate did not start"
-                time.sleep(0.1)
+def test_render_simulate_serves_on_loopback_until_stopped(tmp_path: Path) -> None:
+    log = tmp_path / "simulate.log"
+    options = ("--balance", "1", "--key", "secret", "--latency", "0")
+    with simulator_process(*options, log=log) as base:
+        response = httpx.get(base + "/v1/get-user-credits", headers={"x-api-key": "secret"})
         assert response.json() == {"credits": 1.0, "free-credits": 0.0}
         assert (
             httpx.get(base + "/v1/get-user-credits", headers={"x-api-key": "nope"}).status_code
@@ -60,10 +26,8 @@ def test_render_simulate_serves_on_loopback_until_stopped() -> None:
         )
         assert sent.status_code == 200
         assert sent.headers["x-remaining-credits"] == "1.0000"  # unpriced: the simulator charges $0
-    finally:
-        process.terminate()
-        _, err = process.communicate(timeout=10)
-    assert f"simulating Segmind on http://127.0.0.1:{port}" in err
+    # What it said on stderr.
+    assert f"simulating Segmind on {base}" in log.read_text()
 
 
 def test_bad_fault_specs_are_refused_with_what_is_allowed() -> None:
