@@ -65,6 +65,19 @@ def seed_page(spec_id: str) -> Path:
     return path
 
 
+# A test run from a background job (a script's `cmd &`) inherits SIGINT ignored, and a program
+# keeps an ignored signal ignored across exec: Ctrl-C would never reach the run under test.
+_WITH_CTRL_C = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def interruptible(command: list[str]) -> list[str]:
+    """``command`` started so that SIGINT reaches it as Ctrl-C in a terminal does."""
+    return [sys.executable, "-c", _WITH_CTRL_C, *command]
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now."""
     with socket.socket() as probe:

@@ -14,7 +14,7 @@ from pathlib import Path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.simulator import SimulatorConfig, all_specs, create_app, serving
-from tests.helpers import SimClock, write_tree
+from tests.helpers import SimClock, interruptible, write_tree
 
 RECIPE = """\
     model: sd1.5-scifi
@@ -73,7 +73,7 @@ def test_ctrl_c_exits_130_and_the_next_run_finishes_without_paying_twice(tmp_pat
             "out",
         ]
         process = subprocess.Popen(
-            command,
+            interruptible(command),
             cwd=tmp_path,
             env=env,
             stdout=subprocess.PIPE,

@@ -59,6 +59,8 @@ RECIPE = f"""\
 LAUNCHER = """
 import os, re, signal, sqlite3, sys
 
+# Ctrl-C as in a terminal, even where the test runs as a background job (SIGINT ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 LIMIT = int(os.environ.get("STOP_AFTER_JOB_WRITES", "0"))
 SIGNAL = getattr(signal, os.environ.get("STOP_WITH", "SIGKILL"))
 WRITE = re.compile(r"\\s*(INSERT(\\s+OR\\s+\\w+)?\\s+INTO|UPDATE)\\s+jobs\\b", re.IGNORECASE)
