@@ -7,7 +7,8 @@ Heavy libraries (pydantic, rich, the importer) are imported inside the commands 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
@@ -20,13 +21,15 @@ if TYPE_CHECKING:
 
     from engine.backends import Backend
     from engine.docimport import Note
-    from engine.ledger import RunRow, Spend
+    from engine.ledger import Ledger, RunRow, Spend
     from engine.plan import Plan
     from engine.progress import ProgressModel
     from engine.results import RecordMode, Result, RunOptions
     from engine.settings import Home
+    from engine.shots import RunShots
     from engine.specs import Spec
     from engine.triage import Outlook
+    from engine.verdicts import Judgement, Verdict
 
 __all__ = ["EXIT", "main"]
 
@@ -228,6 +231,21 @@ class _Dollars(click.ParamType):  # type: ignore[type-arg]
     help="Send again jobs an earlier run sent but never heard back about (they may be paid twice).",
 )
 @click.option(
+    "--rejected",
+    is_flag=True,
+    help="Render again only the jobs whose current picture was rejected (render reject, render review).",
+)
+@click.option(
+    "--reseed",
+    is_flag=True,
+    help="With --rejected: give each job a new stable seed, so the retry is a different picture.",
+)
+@click.option(
+    "--compare-baseline",
+    is_flag=True,
+    help="Render the baseline's jobs again (paid; narrow with --only) and exit 1 if any drifted from it.",
+)
+@click.option(
     "--rate-window",
     type=click.FloatRange(min=0, min_open=True),
     default=60.0,
@@ -238,9 +256,6 @@ class _Dollars(click.ParamType):  # type: ignore[type-arg]
 @_handles_errors
 def run(ctx: click.Context, /, **params: Any) -> None:
     """Plan RECIPE... and render them (with --dry-run: plan and price only)."""
-    from engine.plan import build_plan, parse_only
-    from engine.recipe import load_recipe
-
     args = _RunArgs(**params)
     if args.as_json and not args.dry_run:
         raise click.UsageError("--json goes with --dry-run")
@@ -248,12 +263,10 @@ def run(ctx: click.Context, /, **params: Any) -> None:
         raise click.UsageError("--cassette takes one recipe at a time")
     options = _run_options(args)
     chosen = _choose_backend(args.backend, replay=_replays(options))
-    pairs = parse_only(args.only)
-    plans = [
-        build_plan(load_recipe(path), budget_usd=args.budget, only=pairs, limit=args.limit)
-        for path in args.recipes
-    ]
-    outlooks = [_outlook(plan, _out_dir(args.out, plan), chosen, options) for plan in plans]
+    if args.reseed and not args.rejected:
+        raise click.UsageError("--reseed goes with --rejected")
+    plans = [_plan(path, args) for path in args.recipes]
+    outlooks = [_outlook(plan, _out_dir(args.out, plan.recipe), chosen, options) for plan in plans]
     if args.dry_run or any(plan.errors for plan in plans):
         _show_plans(plans, outlooks, out=args.out, backend=chosen.label, as_json=args.as_json, options=options)  # fmt: skip
         return
@@ -264,9 +277,11 @@ def run(ctx: click.Context, /, **params: Any) -> None:
             err=True,
         )
     codes = [
-        _render(ctx, plan, outlook, chosen, options, out_dir=_out_dir(args.out, plan), yes=args.yes, report=not args.no_report)
+        _render(ctx, plan, outlook, chosen, options, out_dir=_out_dir(args.out, plan.recipe), yes=args.yes, report=not args.no_report)
         for plan, outlook in zip(plans, outlooks, strict=True)
     ]  # fmt: skip
+    if args.compare_baseline:
+        codes += [_drift_report(plan, _out_dir(args.out, plan.recipe)) for plan in plans]
     # The most serious outcome wins; 0 only when every recipe ended well.
     sys.exit(max(codes, key=lambda code: (code != 0, code)))
 
@@ -291,7 +306,65 @@ class _RunArgs:
     record: RecordMode
     no_report: bool
     retry_unknown: bool
+    rejected: bool
+    reseed: bool
+    compare_baseline: bool
     rate_window: float
+
+
+def _plan(path: Path, args: _RunArgs) -> Plan:
+    """One recipe's plan, narrowed as the command line asks: ``--only``, ``--limit``, the rejected
+    jobs (``--rejected``, reseeded with ``--reseed``), the baseline's canaries (``--compare-baseline``)."""
+    from engine.plan import build_plan, parse_only
+    from engine.recipe import load_recipe
+
+    file = load_recipe(path)
+    rejected = _rejected(args.out, file.name) if args.rejected else None
+    select: set[str] | None = set(rejected) if rejected is not None else None
+    if args.compare_baseline:
+        from engine.baseline import baseline_path, load_baseline
+
+        canaries = set(load_baseline(baseline_path(file.path)).jobs)
+        select = canaries if select is None else select & canaries
+    return build_plan(
+        file,
+        budget_usd=args.budget,
+        only=parse_only(args.only),
+        limit=args.limit,
+        select=select,
+        reseed=rejected if args.reseed else None,
+    )
+
+
+def _drift_report(plan: Plan, out_dir: Path) -> int:
+    """``--compare-baseline``: this run's canaries measured against the baseline; 1 past its threshold."""
+    from engine.baseline import baseline_path, drift, load_baseline
+    from engine.shots import run_shots
+
+    baseline = load_baseline(baseline_path(Path(plan.recipe_path)))
+    run = run_shots(out_dir)
+    pictures = {
+        job: file
+        for job, shot in run.shots.items()
+        if shot.run == run.run_id and (file := run.file(shot)) is not None
+    }
+    drifts = drift(baseline, pictures)
+    moved = [item for item in drifts if item.changed]
+    click.echo(
+        f"baseline: {len(moved)} of {len(drifts)} canaries changed (distance above "
+        f"{baseline.threshold:.3f})"
+    )
+    for item in drifts:
+        click.echo(f"  {item.job:<30} {item.distance:.3f}{'  changed' if item.changed else ''}")
+    return EXIT["jobs_failed"] if moved else EXIT["ok"]
+
+
+def _rejected(out: Path | None, recipe: str) -> dict[str, int]:
+    """``--rejected``: the recipe's jobs whose current picture was rejected, with their generation."""
+    from engine.review import rejected_jobs
+
+    with _ledger() as book:
+        return rejected_jobs(_out_dir(out, recipe), recipe=recipe, ledger=book)
 
 
 def _run_options(args: _RunArgs) -> RunOptions:
@@ -304,7 +377,8 @@ def _run_options(args: _RunArgs) -> RunOptions:
     return RunOptions(
         concurrency=args.concurrency,
         rpm=args.rpm,
-        force=args.force or cassette is not None,
+        # Canaries are rendered again, paid: that is the point of comparing with the baseline.
+        force=args.force or cassette is not None or args.compare_baseline,
         retry_unknown=args.retry_unknown,
         rate_window_s=args.rate_window,
         home=_home().path,
@@ -338,14 +412,16 @@ def _show_plans(
 
     pairs = list(zip(plans, outlooks, strict=True))
     if as_json:
-        objects = [plan_json(p, o, out_dir=_out_dir(out, p), backend=backend) for p, o in pairs]
+        objects = [
+            plan_json(p, o, out_dir=_out_dir(out, p.recipe), backend=backend) for p, o in pairs
+        ]
         click.echo(json.dumps(objects[0] if len(objects) == 1 else objects, indent=2))
     else:
         described = (
             describe_plan(
                 p,
                 o,
-                out_dir=_out_dir(out, p),
+                out_dir=_out_dir(out, p.recipe),
                 backend=backend,
                 concurrency=options.concurrency,
                 rpm=options.rpm,
@@ -359,8 +435,8 @@ def _show_plans(
         sys.exit(EXIT["budget"])
 
 
-def _out_dir(out: Path | None, plan: Plan) -> Path:
-    return (out or Path("renders")) / plan.recipe
+def _out_dir(out: Path | None, recipe: str) -> Path:
+    return (out or Path("renders")) / recipe
 
 
 def _choose_backend(name: str | None, *, replay: bool = False) -> Backend:
@@ -489,6 +565,8 @@ def _resume_command(ctx: click.Context, plan: Plan) -> str:
             ("--yes", "yes"),
             ("--retry-unknown", "retry_unknown"),
             ("--no-report", "no_report"),
+            ("--rejected", "rejected"),
+            ("--reseed", "reseed"),
         )
         if params.get(name)
     ]
@@ -532,7 +610,8 @@ def _render(
     if report:
         from engine.report import write_report
 
-        click.echo(f"  report   {write_report(out_dir, summary.run_id)}")
+        page = write_report(out_dir, summary.run_id, verdicts=_verdicts(plan.recipe))
+        click.echo(f"  report   {page}")
     if summary.aborted:
         return EXIT["aborted"]
     if summary.budget_reached:
@@ -757,10 +836,235 @@ def simulate(  # noqa: PLR0913 - click passes each of the simulator's options as
 @_handles_errors
 def report(*, run_target: Path) -> None:
     """Write the HTML contact sheet of RUN (a run's folder, renders/<recipe>/, or a run id)."""
-    from engine.report import find_run_dir, write_report
+    from engine.report import write_report
+    from engine.shots import find_run, run_shots
 
-    folder, run_id = find_run_dir(run_target, home=_home().path)
-    click.echo(str(write_report(folder, run_id)))
+    folder, run_id = find_run(str(run_target), home=_home().path)
+    recipe = run_shots(folder, run_id).recipe
+    click.echo(str(write_report(folder, run_id, verdicts=_verdicts(recipe))))
+
+
+@cli.command()
+@click.argument("run_a", metavar="A")
+@click.argument("run_b", metavar="B")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the page (default: compare-A-B.html in B's folder).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the pairs as JSON instead of a page.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(min=0, max=1),
+    help="The distance above which a pair counts as changed (default: the engine's, see README).",
+)
+@_handles_errors
+def compare(
+    *, run_a: str, run_b: str, output: Path | None, as_json: bool, threshold: float | None
+) -> None:
+    """Compare two runs' pictures, paired by job id, most changed first (A, B: run ids or run
+    folders, meaning their latest run)."""
+    import json
+
+    from engine.compare import compare_runs, write_compare_page
+
+    a, b = _shots_of(run_a), _shots_of(run_b)
+    comparison = compare_runs(a, b, threshold=threshold)
+    if as_json:
+        click.echo(json.dumps(comparison.as_json(), indent=2))
+        return
+    page = output or b.out_dir / f"compare-{a.run_id}-{b.run_id}.html"
+    write_compare_page(comparison, page)
+    click.echo(
+        f"{comparison.changed} of {len(comparison.pairs)} pairs changed"
+        + (f"; only in A: {len(comparison.only_a)}" if comparison.only_a else "")
+        + (f"; only in B: {len(comparison.only_b)}" if comparison.only_b else "")
+    )
+    click.echo(f"  page  {page}")
+
+
+def _shots_of(target: str) -> RunShots:
+    """A run id, or a run folder meaning its latest run, as the shots it left."""
+    from engine.shots import find_run, run_shots
+
+    folder, run_id = find_run(target, home=_home().path)
+    return run_shots(folder, run_id)
+
+
+@cli.command()
+@click.argument("run_target", metavar="RUN")
+@click.argument("jobs", nargs=-1, metavar="[JOB]...")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="AXIS=VALUE",
+    help="Every shot with this axis value (repeatable).",
+)
+@click.option("--note", help="A note kept with the verdict.")
+@_handles_errors
+def approve(
+    *, run_target: str, jobs: tuple[str, ...], only: tuple[str, ...], note: str | None
+) -> None:
+    """Approve the pictures of RUN's jobs (JOB ids, or --only AXIS=VALUE)."""
+    _judge(run_target, jobs, only, verdict="approved", note=note)
+
+
+@cli.command()
+@click.argument("run_target", metavar="RUN")
+@click.argument("jobs", nargs=-1, metavar="[JOB]...")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="AXIS=VALUE",
+    help="Every shot with this axis value (repeatable).",
+)
+@click.option("--note", help="A note kept with the verdict (what to change).")
+@_handles_errors
+def reject(
+    *, run_target: str, jobs: tuple[str, ...], only: tuple[str, ...], note: str | None
+) -> None:
+    """Reject the pictures of RUN's jobs; `render RECIPE --rejected` renders them again."""
+    _judge(run_target, jobs, only, verdict="rejected", note=note)
+
+
+def _judge(
+    run_target: str,
+    jobs: tuple[str, ...],
+    only: tuple[str, ...],
+    *,
+    verdict: Verdict,
+    note: str | None,
+) -> None:
+    from engine.formatting import count as count_of
+    from engine.plan import parse_only
+    from engine.review import pick
+    from engine.verdicts import Verdicts
+
+    run = _shots_of(run_target)
+    shots = pick(run, jobs, parse_only(only))
+    with _ledger() as book:
+        given = Verdicts(book).give(run.recipe, shots, verdict, note=note)
+    click.echo(f"{verdict}: {count_of(given, 'shot')} of {run.recipe} (run {run.run_id})")
+
+
+@cli.command()
+@click.argument("run_target", metavar="RUN")
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    help="Port on 127.0.0.1 (default: a free one).",
+)
+@_handles_errors
+def review(*, run_target: str, port: int) -> None:
+    """Give verdicts on RUN's shots in a local web app (approve, reject, notes; keys a, r, n, j/k)."""
+    from engine.reviewapp import serve_review
+    from engine.settings import ledger_path
+    from engine.shots import find_run
+
+    folder, run_id = find_run(run_target, home=_home().path)
+
+    def ready(url: str) -> None:
+        click.echo(f"reviewing {folder} at {url} (Ctrl-C stops)")
+
+    serve_review(folder, run_id, ledger_path=ledger_path(_home().path), port=port, on_ready=ready)
+
+
+@cli.command()
+@click.argument("run_target", metavar="RUN")
+@_handles_errors
+def baseline(*, run_target: str) -> None:
+    """Record RUN's approved pictures' perceptual hashes as its recipe's baseline (beside its snapshot)."""
+    from engine.baseline import baseline_path, make_baseline, write_baseline
+    from engine.errors import InputError
+    from engine.formatting import count
+    from engine.verdicts import Verdicts
+
+    run = _shots_of(run_target)
+    with _ledger() as book:
+        recorded = book.run(run.run_id)
+        made = make_baseline(run, Verdicts(book).of(run.recipe))
+    if recorded is None:
+        raise InputError(f"run {run.run_id} is not in this ledger: its recipe file is unknown")
+    path = baseline_path(Path(recorded["recipe_path"]))
+    write_baseline(made, path)
+    click.echo(f"baseline: {count(len(made.jobs), 'approved picture')} of {run.recipe} in {path}")
+
+
+def _verdicts(recipe: str) -> dict[tuple[str, str], Judgement]:
+    from engine.verdicts import Verdicts
+
+    with _ledger() as book:
+        return Verdicts(book).of(recipe)
+
+
+@contextmanager
+def _ledger() -> Iterator[Ledger]:
+    from engine.ledger import Ledger
+    from engine.settings import ledger_path
+
+    book = Ledger(ledger_path(_home().path))
+    try:
+        yield book
+    finally:
+        book.close()
+
+
+@cli.command()
+@click.argument("run_target", metavar="RUN")
+@click.option(
+    "--approved",
+    "dest",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Copy the approved pictures into this folder, with manifest.csv and manifest.json.",
+)
+@_handles_errors
+def export(*, run_target: str, dest: Path) -> None:
+    """Copy RUN's approved pictures to a folder, named for a DAM, with a manifest (idempotent)."""
+    from engine.export import export_approved
+    from engine.formatting import count
+    from engine.verdicts import Verdicts
+
+    run = _shots_of(run_target)
+    with _ledger() as book:
+        judgements = Verdicts(book).of(run.recipe)
+    done = export_approved(run, judgements, dest)
+    click.echo(
+        f"exported {count(done.exported, 'approved picture')} of {run.recipe} to {dest} "
+        f"({done.copied} copied, {done.unchanged} unchanged, {done.removed} no longer approved "
+        f"removed); {done.pending} pending, {done.rejected} rejected"
+    )
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), required=False)
+@click.option(
+    "--keep-runs",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Keep the earlier pictures the newest N runs of each folder can still show.",
+)
+@_handles_errors
+def gc(*, folder: Path | None, keep_runs: int) -> None:
+    """Delete earlier pictures kept in FOLDER's .history/ (default: every folder under ./renders)
+    that none of its newest runs shows and no verdict names."""
+    from engine.formatting import count
+    from engine.gc import collect
+
+    folders = (
+        [folder]
+        if folder is not None
+        else sorted(p for p in Path("renders").glob("*") if (p / "runs").is_dir())
+    )
+    with _ledger() as book:
+        for each in folders:
+            done = collect(each, keep_runs=keep_runs, ledger=book)
+            click.echo(
+                f"{each}: {count(done.removed, 'kept picture')} removed ({done.bytes_text}), {done.kept} kept"
+            )
 
 
 # How many runs `render ledger` lists (the newest); --json gives them all.

@@ -137,7 +137,8 @@ class TemplateFailure(RecipeError):
 
 
 class ImageError(InputError):
-    """A local image cannot be sent: gone, not a picture, or outside the recipe's folder tree."""
+    """An image cannot be used: gone, not a picture, too large to decode safely, or outside the
+    recipe's folder tree."""
 
 
 class OutputError(InputError):

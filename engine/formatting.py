@@ -10,6 +10,7 @@ __all__ = [
     "clipped",
     "count",
     "describe_value",
+    "file_size",
     "kind_of",
     "money",
     "seconds_text",
@@ -47,6 +48,18 @@ def about_seconds(seconds: float | None) -> str:
 def count(number: int, noun: str) -> str:
     """``1 job``, ``2 jobs``, ``1,000 jobs``."""
     return f"{number:,} {noun}" + ("" if number == 1 else "s")
+
+
+def file_size(size: int) -> str:
+    """``512 B``, ``3.4 KB``, ``1.2 MB``, ``2.0 GB`` (powers of 1,000, as disks are sold)."""
+    if size < 1000:
+        return f"{size} B"
+    amount = size / 1000
+    for unit in ("KB", "MB"):
+        if amount < 1000:
+            return f"{amount:.1f} {unit}"
+        amount /= 1000
+    return f"{amount:.1f} GB"
 
 
 def clipped(text: str, limit: int) -> str:

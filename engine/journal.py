@@ -164,6 +164,7 @@ class Journal:
         loop), the run's results, and the listener."""
         entry = self._entry(job, digest, result.status)
         entry.update(
+            texts=_texts_of(job.payload, self.plan),
             outputs=list(result.outputs),
             sha256=list(result.sha256),
             cost_usd=result.cost_usd,
@@ -202,6 +203,20 @@ class Journal:
             "values": job.values,
             "prompt": _prompt_of(job.payload),
         }
+
+
+def _texts_of(payload: dict[str, Any], plan: Plan) -> dict[str, str]:
+    """The free text a person reads (prompt, negative prompt, lighting…): every string parameter
+    without a fixed list of values, as the recipe's templates rendered it."""
+    params = plan.spec.params
+    return {
+        name: value
+        for name, value in payload.items()
+        if isinstance(value, str)
+        and name in params
+        and params[name].type == "string"
+        and params[name].enum is None
+    }
 
 
 def _prompt_of(payload: dict[str, Any]) -> str | None:

@@ -117,6 +117,18 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE runs ADD COLUMN rate_limited INTEGER;
     ALTER TABLE runs ADD COLUMN learned_rpm REAL;
     """,
+    # Verdicts on shots (engine/verdicts.py): keyed by the exact picture, so a re-render is pending.
+    """
+    CREATE TABLE verdicts (
+        recipe TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        verdict TEXT NOT NULL CHECK (verdict IN ('approved', 'rejected')),
+        note TEXT,
+        given_at TEXT NOT NULL,
+        PRIMARY KEY (recipe, job_id, sha256)
+    );
+    """,
 )
 
 # A job's states, in the order they happen; ``collected``: a later run took this request over;
@@ -344,7 +356,7 @@ class Ledger:
     ) -> None:
         """This run collects ``request_id``, which an earlier row holds: the request's money moves
         to this run's row, so it is counted once whoever ends up learning its outcome."""
-        with self._transaction():
+        with self.transaction():
             self.db.execute(
                 "UPDATE jobs SET status = ?, reserved_usd = 0, error = ? "
                 "WHERE request_id = ? AND status IN (?, ?, ?)",
@@ -358,7 +370,7 @@ class Ledger:
         """Record how a request ended, once: if another row has recorded it already (another
         process polled it too), this row records no money. Returns the cost it recorded."""
         request_id = fields.get("request_id")
-        with self._transaction():
+        with self.transaction():
             if request_id:
                 earlier = self.db.execute(
                     "SELECT run_id FROM jobs WHERE request_id = ? AND status IN (?, ?, ?) "
@@ -493,7 +505,8 @@ class Ledger:
         ).fetchall()
         return {str(row[0]) for row in rows}
 
-    def _transaction(self) -> _Transaction:
+    def transaction(self) -> _Transaction:
+        """Several writes that other processes see all or none of."""
         return _Transaction(self.db)
 
 

@@ -1,5 +1,9 @@
 """Output files written whole or not at all (temp file, fsync, rename), and the run's manifest.
 
+No run destroys what an earlier run made: when a job's file is replaced by a different picture,
+the earlier one is kept in ``.history/`` under its sha256, so any two runs stay comparable
+(``render gc`` bounds that folder).
+
 Everything a run writes stays inside its output folder: a symbolic link inside it (which would send
 images, manifest lines or thumbnails elsewhere) is refused before anything is written. The manifest
 gets a line when a job's request is about to leave, when it is queued, and when it ends, each with
@@ -18,9 +22,10 @@ from typing import Any
 from engine.errors import OutputError
 from engine.files import TEMP_SUFFIX, atomic_write
 
-__all__ = ["MANIFEST", "OutputStore", "file_sha256"]
+__all__ = ["HISTORY", "MANIFEST", "OutputStore", "file_sha256"]
 
 MANIFEST = "manifest.jsonl"
+HISTORY = ".history"
 
 
 def file_sha256(path: Path) -> str | None:
@@ -75,14 +80,42 @@ class OutputStore:
         return paths
 
     def write(self, relative: str, data: bytes) -> str:
-        """Write one file atomically; returns its sha256."""
+        """Write one output file atomically, keeping the picture it replaces; returns its sha256."""
+        target = self._inside(relative)
+        digest = hashlib.sha256(data).hexdigest()
+        earlier = file_sha256(target) if target.is_file() else None
+        if earlier is not None and earlier != digest:
+            self._keep(target, earlier)
+        atomic_write(target, data, sync=True)
+        return digest
+
+    def kept(self, relative: str, sha256: str) -> Path | None:
+        """The file that held ``sha256`` under ``relative``: the file itself while it still does,
+        else the copy kept when a later run replaced it; None when neither is there."""
+        current = self.root / relative
+        if file_sha256(current) == sha256:
+            return current
+        kept = self.root / HISTORY / f"{sha256}{PurePosixPath(relative).suffix}"
+        return kept if kept.is_file() else None
+
+    def _keep(self, target: Path, sha256: str) -> None:
+        kept = self.root / HISTORY / f"{sha256}{target.suffix}"
+        if not kept.exists():
+            kept.parent.mkdir(exist_ok=True)
+            # A hard link costs no space and no copy; the rename that replaces ``target`` then
+            # leaves the link holding the earlier bytes.
+            try:
+                os.link(target, kept)
+            except OSError:
+                atomic_write(kept, target.read_bytes(), sync=True)
+
+    def _inside(self, relative: str) -> Path:
         target = self.root / relative
         # A link made after the run started could still lead out: the folder is checked again.
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.parent.resolve().is_relative_to(self.root.resolve()):
             raise OutputError(f"{target}: this path leads out of the output folder {self.root}")
-        atomic_write(target, data, sync=True)
-        return hashlib.sha256(data).hexdigest()
+        return target
 
     def copy_in(self, source: Path, target: str) -> str:
         """A file an earlier job wrote (here or in another folder), under this job's path; its hash."""
@@ -121,7 +154,8 @@ class OutputStore:
 
     def write_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
         """A run's summary, beside the manifest, for its report."""
-        self.write(f"runs/{run_id}.json", json.dumps(summary, indent=2, sort_keys=True).encode())
+        target = self._inside(f"runs/{run_id}.json")
+        atomic_write(target, json.dumps(summary, indent=2, sort_keys=True).encode(), sync=True)
 
     def entries(self, run_id: str | None = None) -> list[dict[str, Any]]:
         if not self.manifest.exists():

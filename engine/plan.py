@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import posixpath
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +166,14 @@ def build_plan(
     budget_usd: float | None = None,
     only: Sequence[tuple[str, str]] = (),
     limit: int | None = None,
+    select: Collection[str] | None = None,
+    reseed: Mapping[str, int] | None = None,
 ) -> Plan:
-    """Expand, render and validate every job of a recipe; raises only for a recipe that cannot plan."""
+    """Expand, render and validate every job of a recipe; raises only for a recipe that cannot plan.
+
+    ``select`` keeps only those job ids (``--rejected``); ``reseed`` gives those jobs the seed of
+    a generation (``--reseed``): stable for the recipe, the job id and the generation, so a retry
+    is a new picture and the same retry twice is the same request."""
     recipe = file.recipe
     spec = _spec(file)
     _check_size(file)
@@ -181,9 +187,16 @@ def build_plan(
             if axis in order:
                 order[axis][value] = None
     combos = _narrow(file, combos, only)
+    if select is not None:
+        combos = [combo for combo in combos if combo.id in select]
+    if reseed and "seed" not in spec.params:
+        raise RecipeError(
+            f"{file.where('model')}: --reseed: {spec.id} takes no seed, so a retry cannot be "
+            "made different; edit the prompt instead"
+        )
     if limit is not None:
         combos = combos[:limit]
-    planner = _Planner(file, spec)
+    planner = _Planner(file, spec, reseed=reseed or {})
     jobs = [job for combo in combos if (job := planner.job(combo)) is not None]
     planner.check_outputs(jobs)
     return Plan(
@@ -275,9 +288,10 @@ def _names(value: Any, wanted: str) -> bool:
 class _Planner:
     """Renders and checks jobs; templates are compiled once, errors collected, not raised."""
 
-    def __init__(self, file: RecipeFile, spec: Spec) -> None:
+    def __init__(self, file: RecipeFile, spec: Spec, *, reseed: Mapping[str, int]) -> None:
         self.file = file
         self.spec = spec
+        self.reseed = reseed
         self.errors: list[PlanProblem] = []
         # Templates that reached a sandbox limit: no longer rendered (see job()).
         self.refused: set[str] = set()
@@ -355,7 +369,9 @@ class _Planner:
                     failed = True
                     continue
             payload[name] = value
-        if self.auto_seed:
+        if combo.id in self.reseed:
+            payload["seed"] = self._seed(combo.id, self.reseed[combo.id])
+        elif self.auto_seed:
             payload["seed"] = self._seed(combo.id)
         output = self._output(combo.id, context, payload)
         if output is None or failed:
@@ -403,8 +419,10 @@ class _Planner:
             return f"'{value}' {problem}; only image files are sent"
         return LocalImage(path)
 
-    def _seed(self, job_id: str) -> int:
-        digest = hashlib.sha256(f"{self.file.name}\0{job_id}".encode()).digest()
+    def _seed(self, job_id: str, generation: int = 0) -> int:
+        # Generation 0 is `seed: auto`'s own seed, unchanged since it was first given.
+        key = f"{self.file.name}\0{job_id}" + (f"\0{generation}" if generation else "")
+        digest = hashlib.sha256(key.encode()).digest()
         return self.seed_low + int.from_bytes(digest[:8], "big") % (
             self.seed_high - self.seed_low + 1
         )

@@ -1,11 +1,14 @@
 """A pytest plugin that turns recipes into tests: ``pytest recipes/``.
 
-For each recipe file it collects four tests: the recipe expands; every payload validates; the
+For each recipe file it collects four tests, and a fifth where it has a baseline: the recipe expands; every payload validates; the
 rendered payloads equal the recipe's snapshot (``__snapshots__/<name>.json`` beside it, sorted keys;
 ``--render-update`` writes new and changed snapshots and deletes none); and, where a cassette
 exists (``<render-cassettes>/<name>.yaml``), every job replays from it (``--render-update`` records
 the changed jobs again when the cassette is of the bundled simulator, which costs nothing). A template change thus shows
-up as a readable diff, naming the jobs it changed, before any money is spent.
+up as a readable diff, naming the jobs it changed, before any money is spent. Where the recipe has
+a baseline (``__snapshots__/<name>.baseline.json``, from ``render baseline RUN``), ``looks`` checks
+that the replayed pictures still look like the approved ones; a drifted picture is written to
+``.render-looks/<name>/`` with its difference image, and ``--render-update`` accepts the new look.
 """
 
 from __future__ import annotations
@@ -97,13 +100,13 @@ def _looks_like_recipe(path: Path) -> bool:
 
 
 class RecipeCollector(pytest.File):
-    """One recipe file: four tests."""
+    """One recipe file: five tests."""
 
     def collect(self) -> Iterator[RecipeItem]:
-        for check in ("expands", "validates", "snapshot", "replays"):
+        for check in ("expands", "validates", "snapshot", "replays", "looks"):
             item: RecipeItem = RecipeItem.from_parent(self, name=check, check=check)
             item.add_marker("render")
-            if check == "replays":
+            if check in ("replays", "looks"):
                 item.add_marker("render_replay")
             yield item
 
@@ -170,7 +173,7 @@ class RecipeItem(pytest.Item):
             )
         raise RecipeProblem(_snapshot_diff(self.path.stem, json.loads(stored), current))
 
-    def _replays(self) -> None:
+    def _cassette(self) -> Path:
         option = self.config.getoption("render_cassettes")
         folder = (
             Path(option)
@@ -180,13 +183,72 @@ class RecipeItem(pytest.Item):
         cassette = folder / f"{self.path.stem}.yaml"
         if not cassette.exists():
             pytest.skip(f"no cassette for this recipe ({cassette})")
+        return cassette
+
+    def _looks(self) -> None:
+        """The replayed pictures look like the baseline's approved ones (``--render-update``
+        accepts what they look like now); a drifted one is written out with its difference."""
+        from engine.baseline import baseline_path, drift, load_baseline, write_baseline  # noqa: PLC0415
+
+        path = baseline_path(self.path)
+        if not path.exists():
+            pytest.skip(f"no baseline for this recipe ({path}; render baseline RUN makes one)")
+        cassette = self._cassette()
+        baseline = load_baseline(path)
+        with tempfile.TemporaryDirectory(prefix="render-looks-") as scratch:
+            summary = self._replayed(cassette, free=False, rerecord=False, scratch=Path(scratch))
+            out = Path(scratch) / "out"
+            pictures = {r.job: out / r.outputs[0] for r in summary.results if r.outputs}
+            drifts = [item for item in drift(baseline, pictures) if item.changed]
+            if not drifts:
+                return
+            if self.config.getoption("render_update"):
+                from engine.imagediff import perceptual_hash  # noqa: PLC0415
+
+                write_baseline(
+                    baseline.updated(
+                        {item.job: perceptual_hash(pictures[item.job]) for item in drifts}
+                    ),
+                    path,
+                )
+                _wrote(self.config, f"updated baseline {path} ({len(drifts)} pictures)")
+                return
+            lines = [
+                f"{len(drifts)} of {len(baseline.jobs)} pictures no longer look like the baseline "
+                f"{path} (distance above {baseline.threshold:.3f}):"
+            ]
+            lines += [
+                self._kept(item.job, item.distance, pictures[item.job], baseline) for item in drifts
+            ]
+            lines.append("run pytest --render-update to accept how they look now")
+            raise RecipeProblem("\n".join(lines))
+
+    def _kept(self, job: str, distance: float, picture: Path, baseline: Any) -> str:
+        """The drifted picture and its difference from the approved one, written beside the
+        test run (``.render-looks/<recipe>/``); the line that names them."""
+        folder = Path(self.config.rootpath) / ".render-looks" / self.path.stem
+        stem = job.replace("/", "-")
+        new = folder / f"{stem}.new{picture.suffix}"
+        atomic_write(new, picture.read_bytes())
+        approved = baseline.picture(job)
+        if approved is None:
+            return f"  {job}: {distance:.3f}; new picture {new} (the approved one is not on this machine)"
+        from engine.imagediff import compare_images  # noqa: PLC0415
+
+        diff = folder / f"{stem}.diff.png"
+        atomic_write(diff, compare_images(approved, picture).heatmap)
+        return f"  {job}: {distance:.3f}; new picture {new}, difference {diff}"
+
+    def _replays(self) -> None:
+        cassette = self._cassette()
         from engine.cassettes import recorded_against_preview  # noqa: PLC0415
 
         # A cassette of the bundled simulator is free to bring up to date; one of Segmind costs money
         # to record, so only the user re-records it (render RECIPE --cassette ... --record new).
         free = recorded_against_preview(cassette)
         rerecord = bool(self.config.getoption("render_update")) and free
-        summary = self._replayed(cassette, free=free, rerecord=rerecord)
+        with tempfile.TemporaryDirectory(prefix="render-replay-") as scratch:
+            summary = self._replayed(cassette, free=free, rerecord=rerecord, scratch=Path(scratch))
         if summary.cassette:
             _wrote(self.config, f"re-recorded cassette {summary.cassette.removeprefix('wrote ')}")
         failed: dict[str, list[str]] = defaultdict(list)
@@ -201,9 +263,9 @@ class RecipeItem(pytest.Item):
                 lines.append("--render-update leaves a cassette recorded against Segmind alone")
             raise RecipeProblem("\n".join(lines))
 
-    def _replayed(self, cassette: Path, *, free: bool, rerecord: bool) -> Any:
-        """The recipe run from its cassette (or, ``rerecord``, on the preview into it), in a
-        scratch folder with a ledger of its own."""
+    def _replayed(self, cassette: Path, *, free: bool, rerecord: bool, scratch: Path) -> Any:
+        """The recipe run from its cassette (or, ``rerecord``, on the preview into it), into
+        ``scratch/out`` with a ledger of its own."""
         from engine.backends import preview_backend, replay_backend  # noqa: PLC0415
         from engine.executor import execute  # noqa: PLC0415
         from engine.results import CassetteUse, RunOptions  # noqa: PLC0415
@@ -217,14 +279,13 @@ class RecipeItem(pytest.Item):
         use = CassetteUse(
             cassette, "new" if rerecord else "none", drop_unused=rerecord, miss_advice=advice
         )
-        with tempfile.TemporaryDirectory(prefix="render-replay-") as scratch:
-            options = RunOptions(force=True, home=Path(scratch) / "home", cassette=use)
-            return execute(
-                self._plan(),
-                backend=preview_backend() if rerecord else replay_backend(),
-                out_dir=Path(scratch) / "out",
-                options=options,
-            )
+        options = RunOptions(force=True, home=scratch / "home", cassette=use)
+        return execute(
+            self._plan(),
+            backend=preview_backend() if rerecord else replay_backend(),
+            out_dir=scratch / "out",
+            options=options,
+        )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, RecipeProblem):

@@ -4,42 +4,44 @@ It shows the recipe's current state, not only what the last run rendered: every 
 with its newest record in the folder's manifest, whichever run wrote it (after a ``--limit`` run the
 other jobs still show their pictures). One row per value of the first axis, one column per value of
 the second, a section per combination of the others; each cell a thumbnail linked to the full image
-with the job id, seed, cost and the rendered prompt, or the job's error. Thumbnails are made once
-(Pillow) into ``.thumbs/``; an image too large to decode safely gets none, and says so. The page
-needs no server, no script and no network, and escapes every string it shows. Python prepares plain
-data; the templates in ``engine/templates/`` (``report.html.j2`` on ``base.html.j2``, its style in
-``report.css``) draw it.
+with the job id, seed, cost and every text parameter as the templates rendered it, or the job's
+error. A combination the recipe does not have says "excluded"; a section where fewer than half the
+combinations are jobs of the recipe (an ``include``'s extra format) shows only its jobs, each
+captioned, instead of a mostly empty grid. Thumbnails are made once (Pillow) into ``.thumbs/``; an
+image too large to decode safely gets none, and says so. The page needs no server, no script and no
+network, and escapes every string it shows. Python prepares plain data; the templates in
+``engine/templates/`` (``report.html.j2`` on ``base.html.j2``, its style in ``report.css``) draw it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import html
 import json
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import jinja2
-from markupsafe import Markup
 from PIL import Image, UnidentifiedImageError
 
 from engine.errors import InputError
 from engine.files import atomic_write
 from engine.formatting import count, money, seconds_text
 from engine.outputs import OutputStore
+from engine.pages import render_page
 from engine.settings import ledger_path
+
+if TYPE_CHECKING:
+    from engine.verdicts import Judgement
 
 __all__ = ["REPORT", "RUNS", "find_run_dir", "write_report"]
 
 REPORT = "index.html"
 RUNS = "runs"
 THUMBS = ".thumbs"
-_THUMB = 360
+_THUMB = 480  # a thumbnail's width: as wide as a column of the grid grows (report.css: 30rem)
 _NONE = "(none)"
 
 
@@ -67,10 +69,20 @@ def find_run_dir(target: Path, *, home: Path) -> tuple[Path, str | None]:
     )
 
 
-def write_report(out_dir: Path, run_id: str | None = None) -> Path:
-    """Write (or rewrite) the report of a run's folder as that run left it; returns the page's path."""
+def write_report(
+    out_dir: Path,
+    run_id: str | None = None,
+    *,
+    verdicts: Mapping[tuple[str, str], Judgement] | None = None,
+) -> Path:
+    """Write (or rewrite) the report of a run's folder as that run left it; returns the page's path.
+    ``verdicts`` (by job id and picture sha256) put each picture's verdict on its cell."""
     run = _run(out_dir, run_id)
     entries, folder_spent = _current(out_dir, run)
+    for entry in entries:
+        judged = (verdicts or {}).get((str(entry.get("job")), (entry.get("sha256") or [""])[0]))
+        if judged is not None:
+            entry["verdict"], entry["verdict_note"] = judged.verdict, judged.note
     notes: dict[str, str] = {}
     for entry in entries:
         for output in entry.get("outputs") or []:
@@ -132,8 +144,9 @@ def _thumbnail(out_dir: Path, output: str) -> str | None:
                 width, height = image.size
                 if width * height > _MAX_PIXELS:
                     return f"no thumbnail: {width}×{height} pixels is too large to decode here"
-                image.draft("RGB", (_THUMB, _THUMB))
-                image.thumbnail((_THUMB, _THUMB))
+                # As wide as a column, a tall format (9:16) included; height up to twice that.
+                image.draft("RGB", (_THUMB, 2 * _THUMB))
+                image.thumbnail((_THUMB, 2 * _THUMB))
                 target.parent.mkdir(parents=True, exist_ok=True)
                 image.convert("RGB").save(target, "JPEG", quality=82)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -182,10 +195,16 @@ class _Header:
     took: str
 
 
+# What an empty cell says: a job of the recipe with no record yet, or a combination it lacks.
+_NOT_YET = "not rendered yet"
+_EXCLUDED = "excluded"
+
+
 @dataclass(frozen=True)
 class _Cell:
-    """One job: its picture (or the note saying why there is none), facts, state and prompt."""
+    """One job: its picture (or the note saying why there is none), facts, state and texts."""
 
+    empty: ClassVar[bool] = False
     job: str
     status: str
     state: str
@@ -197,24 +216,41 @@ class _Cell:
     note: str | None
     more: list[str]
     error: str | None
-    prompt: str | None
+    texts: list[tuple[str, str]]  # each text parameter and its rendered value, the prompt first
+    where: str | None = None  # its row and column values, in a section shown without its grid
+    verdict: str | None = None  # approved or rejected (None: pending), for the picture shown
+    verdict_note: str | None = None
+
+
+@dataclass(frozen=True)
+class _Empty:
+    """A combination with no record: ``_NOT_YET`` for a job of the recipe, ``_EXCLUDED`` for one
+    the recipe lacks (an ``exclude``), ``None`` where the run's record cannot tell (older runs)."""
+
+    empty: ClassVar[bool] = True
+    reason: str | None
+    where: str | None = None
 
 
 @dataclass(frozen=True)
 class _Row:
-    """A value of the row axis and its cells; ``None`` where no job has the combination."""
+    """A value of the row axis and its cells, one per column."""
 
     label: str
-    cells: list[_Cell | None]
+    cells: list[_Cell | _Empty]
 
 
 @dataclass(frozen=True)
 class _Section:
-    """One grid: ``title`` pairs each section axis with its value (empty with no section axes)."""
+    """One grid: ``title`` pairs each section axis with its value (empty with no section axes).
+    A ``compact`` one holds only its jobs, captioned, in rows as wide as the grid's; ``note`` says
+    what it leaves out."""
 
     title: list[tuple[str, str]]
     columns: list[str]
     rows: list[_Row]
+    compact: bool
+    note: str | None
 
 
 def _page(
@@ -230,7 +266,7 @@ def _page(
         columns=axes[1] if len(axes) > 1 else None,
         sections=axes[2:],
     )
-    return _render(
+    return render_page(
         "report.html.j2",
         title=f"{run.get('recipe', '')} · {run.get('id', '')}",
         header=_header(run, entries, folder_spent),
@@ -245,9 +281,13 @@ def _sections(
     notes: Mapping[str, str],
     layout: _Layout,
 ) -> list[_Section]:
-    """A grid per combination of the section axes that some job has (an exclude can leave none)."""
+    """A section per combination of the section axes that has a job of the recipe (an exclude can
+    leave none): a grid, or, where fewer than half its cells would hold a job (an include's extra
+    format), only those jobs, captioned."""
     axes: list[str] = list(run.get("axes") or [])
     order: Mapping[str, list[str]] = run.get("values") or {}
+    listed = run.get("recipe_jobs")
+    recipe = set(listed) if listed else None  # older runs' records do not list the recipe's jobs
     by_values: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for entry in entries:
         values = entry.get("values") or {}
@@ -255,21 +295,82 @@ def _sections(
     rows = _values(order, layout.rows, entries) if layout.rows else [_NONE]
     columns = _values(order, layout.columns, entries) if layout.columns else [_NONE]
     sections = []
-    split = len(axes) - len(layout.sections)
     # With no section axes, product() yields the one empty combination: a single section.
     for combination in product(*(_values(order, axis, entries) for axis in layout.sections)):
-        if not any(key[split:] == combination for key in by_values):
-            continue  # a combination no job has (an exclude)
         grid = []
+        jobs: list[_Cell | _Empty] = []
         for row in rows:
-            found = [by_values.get(_key(layout, row, column, combination)) for column in columns]
-            cells = [None if entry is None else _cell(entry, run, notes) for entry in found]
+            cells = []
+            for column in columns:
+                key = _key(layout, row, column, combination)
+                cell = _slot(key, by_values.get(key), recipe, run, notes)
+                cells.append(cell)
+                if isinstance(cell, _Cell) or cell.reason == _NOT_YET:
+                    jobs.append(replace(cell, where=_where(layout, row, column)))
             grid.append(_Row(_text(row), cells))
-        title = [
-            (axis, str(value)) for axis, value in zip(layout.sections, combination, strict=True)
-        ]
-        sections.append(_Section(title, [_text(column) for column in columns], grid))
+        if jobs:  # else a combination no job has (an exclude)
+            title = [
+                (axis, str(value)) for axis, value in zip(layout.sections, combination, strict=True)
+            ]
+            labels = [_text(column) for column in columns]
+            sections.append(_section(title, labels, grid, jobs, layout, known=recipe is not None))
     return sections
+
+
+def _slot(
+    key: tuple[Any, ...],
+    entry: Mapping[str, Any] | None,
+    recipe: set[str] | None,
+    run: Mapping[str, Any],
+    notes: Mapping[str, str],
+) -> _Cell | _Empty:
+    """A combination's cell: its job's newest record, or why there is none."""
+    if entry is not None:
+        return _cell(entry, run, notes)
+    if recipe is None:
+        return _Empty(None)
+    return _Empty(_NOT_YET if _job_id(key) in recipe else _EXCLUDED)
+
+
+def _section(
+    title: list[tuple[str, str]],
+    labels: list[str],
+    grid: list[_Row],
+    jobs: list[_Cell | _Empty],
+    layout: _Layout,
+    *,
+    known: bool,
+) -> _Section:
+    """A section as its grid, or, when fewer than half its cells hold a job of the recipe, only
+    those jobs, captioned, in rows as wide as the grid's (the columns line up with the others)."""
+    cells = len(grid) * len(labels)
+    if 2 * len(jobs) >= cells:
+        return _Section(title, labels, grid, compact=False, note=None)
+    lines = [
+        _Row("", jobs[start : start + len(labels)]) for start in range(0, len(jobs), len(labels))
+    ]
+    note = _compact_note(layout, len(jobs), cells, known=known)
+    return _Section(title, labels, lines, compact=True, note=note)
+
+
+def _compact_note(layout: _Layout, jobs: int, cells: int, *, known: bool) -> str:
+    """What a section shown without its grid leaves out."""
+    grid = " × ".join(axis for axis in (layout.rows, layout.columns) if axis)
+    kind = "combinations" if layout.columns else "values"
+    others = "are not in the recipe" if known else "have no record here"
+    return f"only {count(jobs, 'job')} shown: the other {cells - jobs} {grid} {kind} {others}"
+
+
+def _where(layout: _Layout, row: Any, column: Any) -> str:
+    """A cell's caption outside its grid: its row and column values."""
+    shown = (row if layout.rows else None, column if layout.columns else None)
+    return " · ".join(_text(value) for value in shown if value is not None)
+
+
+def _job_id(key: tuple[Any, ...]) -> str:
+    """The id the recipe gives the job of a combination (engine/matrix.py): its values' ids joined,
+    an axis an include left out omitted."""
+    return "/".join(_text(value) for value in key if value != _NONE) or "job"
 
 
 def _key(layout: _Layout, row: Any, column: Any, combination: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -317,8 +418,22 @@ def _cell(entry: Mapping[str, Any], run: Mapping[str, Any], notes: Mapping[str, 
         note=notes.get(first) if first else None,
         more=outputs[1:],
         error=_text(error) if error else None,
-        prompt=_text(entry.get("prompt")) if entry.get("prompt") else None,
+        texts=_texts(entry),
+        verdict=_text(entry.get("verdict")) or None,
+        verdict_note=_text(entry.get("verdict_note")) or None,
     )
+
+
+def _texts(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Each text parameter (prompt, negative_prompt, lighting_prompt…) as the job's templates
+    rendered it, the prompt first; a record older than ``texts`` has only its prompt."""
+    texts = entry.get("texts")
+    if not isinstance(texts, Mapping):
+        texts = {"prompt": entry.get("prompt")}
+    shown = [
+        (str(name), value) for name, value in texts.items() if isinstance(value, str) and value
+    ]
+    return sorted(shown, key=lambda pair: pair[0].lower() != "prompt")
 
 
 def _header(
@@ -374,34 +489,3 @@ def _badge(backend: str) -> str | None:
 def _text(value: object) -> str:
     """A record's value as the page shows it: nothing for a missing one."""
     return "" if value is None else str(value)
-
-
-# --- the templates ----------------------------------------------------------------------------
-
-
-def _render(name: str, **context: object) -> str:
-    """Render one template of ``engine/templates/``."""
-    return _templates().get_template(name).render(context)
-
-
-@functools.cache
-def _templates() -> jinja2.Environment:
-    """The page templates, loaded once from the installed package (not the recipes' sandbox: these
-    are the engine's own). A name a template uses and the context lacks is an error, never blank."""
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("engine", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        finalize=_escaped,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-
-
-def _escaped(value: object) -> object:
-    """Every value escaped as ``html.escape`` does, quotes included: ``"`` becomes ``&quot;``
-    (markupsafe writes ``&#34;``), as the page always has. Markup the templates made stays."""
-    if isinstance(value, Markup):
-        return value
-    return Markup(html.escape(str(value), quote=True))

@@ -45,7 +45,7 @@ SEED = int(os.environ.get("KILL_RESUME_SEED", "20261121"))
 LATENCY_S = "0.2"
 # A job's last line; the lines before it (its request leaving, queued) have the first eight.
 IN_FLIGHT_KEYS = {"run", "job", "status", "backend", "payload_sha256", "seed", "values", "prompt"}
-MANIFEST_KEYS = IN_FLIGHT_KEYS | {"outputs", "sha256", "cost_usd", "error", "seconds"}
+MANIFEST_KEYS = IN_FLIGHT_KEYS | {"texts", "outputs", "sha256", "cost_usd", "error", "seconds"}
 
 RECIPE = """\
     name: kr

@@ -48,3 +48,22 @@ def test_manifest_lines_survive_a_line_cut_by_a_kill(tmp_path: Path) -> None:
     resumed.record({"run": "r2", "job": "b", "status": "succeeded"})
     assert [(e["run"], e["job"]) for e in resumed.entries()] == [("r1", "a"), ("r2", "b")]
     assert resumed.entries("r2") == [{"job": "b", "run": "r2", "status": "succeeded"}]
+
+
+def test_a_replaced_picture_is_kept_under_its_hash_and_found_again(tmp_path: Path) -> None:
+    store = OutputStore(tmp_path / "out")
+    store.prepare()
+    first = store.write("sofa/cozy.png", b"first picture")
+    assert store.write("sofa/cozy.png", b"first picture") == first  # the same bytes: nothing kept
+    assert not (tmp_path / "out/.history").exists()
+    second = store.write("sofa/cozy.png", b"second picture")
+    kept = tmp_path / "out/.history" / f"{first}.png"
+    assert kept.read_bytes() == b"first picture"
+    assert (tmp_path / "out/sofa/cozy.png").read_bytes() == b"second picture"
+    assert store.kept("sofa/cozy.png", first) == kept
+    assert store.kept("sofa/cozy.png", second) == tmp_path / "out/sofa/cozy.png"
+    assert store.kept("sofa/cozy.png", "0" * 64) is None
+    # A run's own record is not a picture: it is replaced, never kept.
+    store.write_run("r1", {"a": 1})
+    store.write_run("r1", {"a": 2})
+    assert sorted(p.name for p in (tmp_path / "out/.history").iterdir()) == [f"{first}.png"]

@@ -49,28 +49,29 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def test_each_recipe_becomes_four_tests_and_other_yaml_is_left_alone(
+def test_each_recipe_becomes_five_tests_and_other_yaml_is_left_alone(
     project: pytest.Pytester,
 ) -> None:
     result = project.runpytest("recipes", "--collect-only", "-q")
-    assert result.outlines[:4] == [
+    assert result.outlines[:5] == [
         "recipes/shop.yaml::expands",
         "recipes/shop.yaml::validates",
         "recipes/shop.yaml::snapshot",
         "recipes/shop.yaml::replays",
+        "recipes/shop.yaml::looks",
     ]
     assert "notes.yaml" not in result.stdout.str()
 
 
 def test_a_missing_snapshot_fails_until_render_update_writes_it(project: pytest.Pytester) -> None:
     result = project.runpytest("recipes")
-    result.assert_outcomes(passed=2, failed=1, skipped=1)
+    result.assert_outcomes(passed=2, failed=1, skipped=2)
     result.stdout.fnmatch_lines(["*no snapshot yet*run pytest --render-update to write it"])
-    project.runpytest("recipes", "--render-update").assert_outcomes(passed=3, skipped=1)
+    project.runpytest("recipes", "--render-update").assert_outcomes(passed=3, skipped=2)
     snapshot = project.path / "recipes" / "__snapshots__" / "shop.json"
     assert '"sofa/cozy"' in snapshot.read_text()
     assert '"image": "images/sofa.png"' in snapshot.read_text()  # relative, so it does not churn
-    project.runpytest("recipes").assert_outcomes(passed=3, skipped=1)
+    project.runpytest("recipes").assert_outcomes(passed=3, skipped=2)
 
 
 def test_a_prompt_edit_fails_with_a_readable_diff_naming_the_jobs(project: pytest.Pytester) -> None:
@@ -78,7 +79,7 @@ def test_a_prompt_edit_fails_with_a_readable_diff_naming_the_jobs(project: pytes
     recipe = project.path / "recipes" / "shop.yaml"
     recipe.write_text(recipe.read_text().replace("soft light", "golden light"))
     result = project.runpytest("recipes")
-    result.assert_outcomes(passed=2, failed=1, skipped=1)
+    result.assert_outcomes(passed=2, failed=1, skipped=2)
     result.stdout.fnmatch_lines(
         [
             "the payloads of recipe shop changed: 4 jobs changed, 0 added, 0 removed (run pytest --render-update to accept)",
@@ -88,8 +89,8 @@ def test_a_prompt_edit_fails_with_a_readable_diff_naming_the_jobs(project: pytes
         ]
     )
     assert "Traceback" not in result.stdout.str()
-    project.runpytest("recipes", "--render-update").assert_outcomes(passed=3, skipped=1)
-    project.runpytest("recipes").assert_outcomes(passed=3, skipped=1)
+    project.runpytest("recipes", "--render-update").assert_outcomes(passed=3, skipped=2)
+    project.runpytest("recipes").assert_outcomes(passed=3, skipped=2)
 
 
 def test_added_and_removed_jobs_are_named(project: pytest.Pytester) -> None:
@@ -118,7 +119,7 @@ def test_a_broken_recipe_fails_expands_with_its_message(project: pytest.Pytester
     recipe = project.path / "recipes" / "shop.yaml"
     recipe.write_text(recipe.read_text().replace("model: scenecraft", "model: scenecraf"))
     result = project.runpytest("recipes", "-k", "expands")
-    result.assert_outcomes(failed=1, deselected=3)
+    result.assert_outcomes(failed=1, deselected=4)
     result.stdout.fnmatch_lines(
         ["*shop.yaml:1: model: unknown model 'scenecraf'; did you mean 'scenecraft'?*"]
     )
@@ -154,11 +155,11 @@ def test_a_cassette_is_replayed_and_a_changed_job_is_reported(
         env={"RENDER_HOME": str(project.path / "home")},
     )
     assert recorded.exit_code == 0, recorded.output
-    project.runpytest("recipes", "-k", "replays").assert_outcomes(passed=1, deselected=3)
+    project.runpytest("recipes", "-k", "replays").assert_outcomes(passed=1, deselected=4)
     recipe = project.path / "recipes" / "shop.yaml"
     recipe.write_text(recipe.read_text().replace("soft light", "golden light"))
     result = project.runpytest("recipes", "-k", "replays")
-    result.assert_outcomes(failed=1, deselected=3)
+    result.assert_outcomes(failed=1, deselected=4)
     # Inside pytest the advice is pytest's own (the cassette is of the bundled simulator: free).
     result.stdout.fnmatch_lines(
         [
@@ -170,7 +171,7 @@ def test_a_cassette_is_replayed_and_a_changed_job_is_reported(
     # An update records the changed jobs again, for free, forgets the stale recordings, and lists
     # what it wrote.
     updated = project.runpytest("recipes", "--render-update")
-    updated.assert_outcomes(passed=4)
+    updated.assert_outcomes(passed=4, skipped=1)
     updated.stdout.fnmatch_lines(
         [
             "*render --render-update*",
@@ -178,18 +179,18 @@ def test_a_cassette_is_replayed_and_a_changed_job_is_reported(
             "re-recorded cassette *shop.yaml: 18 interactions, 16 of them recorded by this run*",
         ]
     )
-    project.runpytest("recipes").assert_outcomes(passed=4)
+    project.runpytest("recipes").assert_outcomes(passed=4, skipped=1)
     cassette = (project.path / "cassettes" / "shop.yaml").read_text()
     assert "golden light" in cassette
     assert "soft light" not in cassette
     shutil.rmtree(project.path / "cassettes")
-    project.runpytest("recipes", "-k", "replays").assert_outcomes(skipped=1, deselected=3)
+    project.runpytest("recipes", "-k", "replays").assert_outcomes(skipped=1, deselected=4)
 
 
 def test_an_update_never_records_a_segmind_cassette_again(project: pytest.Pytester) -> None:
     write_tree(project.path, {"cassettes/shop.yaml": SEGMIND_CASSETTE})
     result = project.runpytest("recipes", "--render-update", "-k", "replays")
-    result.assert_outcomes(failed=1, deselected=3)
+    result.assert_outcomes(failed=1, deselected=4)
     result.stdout.fnmatch_lines(
         [
             "*no recording of this request (this cassette was recorded against Segmind: re-record "
@@ -232,3 +233,38 @@ def test_the_projects_own_recipes_pass(pytester: pytest.Pytester) -> None:
         p.stem for p in (ROOT / "recipes").glob("*.yaml")
     )
     assert Path(ROOT / "cassettes" / "spring.yaml").exists()
+
+
+def test_looks_holds_the_replayed_pictures_to_the_baseline(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project.path)
+    env = {"RENDER_HOME": str(project.path / "home")}
+    record = ["recipes/shop.yaml", "--backend", "preview", "--cassette", "cassettes/shop.yaml"]
+    done = CliRunner().invoke(cli, [*record, "--out", "out"], env=env)
+    assert done.exit_code == 0, done.output
+    project.runpytest("recipes", "-k", "looks").assert_outcomes(skipped=1, deselected=4)
+    approved = CliRunner().invoke(cli, ["approve", "out/shop", "--only", "style=cozy"], env=env)
+    assert approved.exit_code == 0, approved.output
+    made = CliRunner().invoke(cli, ["baseline", "out/shop"], env=env)
+    baseline = project.path / "recipes" / "__snapshots__" / "shop.baseline.json"
+    assert made.output == f"baseline: 2 approved pictures of shop in {baseline}\n"
+    project.runpytest("recipes", "-k", "looks").assert_outcomes(passed=1, deselected=4)
+    # The cassette recorded again after an edit: it now holds other pictures for these jobs.
+    recipe = project.path / "recipes" / "shop.yaml"
+    recipe.write_text(recipe.read_text().replace("scene, soft light", "scene at night, neon light"))
+    rerecorded = project.runpytest("recipes", "-k", "replays", "--render-update")
+    rerecorded.assert_outcomes(passed=1, deselected=4)
+    failed = project.runpytest("recipes", "-k", "looks")
+    failed.assert_outcomes(failed=1, deselected=4)
+    failed.stdout.fnmatch_lines(
+        [
+            "2 of 2 pictures no longer look like the baseline *shop.baseline.json (distance above *):",
+            "  *cozy: *; new picture *.render-looks/shop/*-cozy.new.*, difference *.render-looks/shop/*-cozy.diff.png",
+            "run pytest --render-update to accept how they look now",
+        ]
+    )
+    updated = project.runpytest("recipes", "-k", "looks", "--render-update")
+    updated.assert_outcomes(passed=1, deselected=4)
+    updated.stdout.fnmatch_lines(["updated baseline *shop.baseline.json (2 pictures)"])
+    project.runpytest("recipes", "-k", "looks").assert_outcomes(passed=1, deselected=4)

@@ -51,7 +51,10 @@ def rendered(tmp_path: Path, render: Render) -> Path:
 def test_every_run_ends_with_a_report_of_every_job(rendered: Path) -> None:
     page = (rendered / "index.html").read_text()
     assert page.count('<div class="cell succeeded">') == 6
-    assert page.count('<div class="cell empty">') == 2  # lamp/cozy, excluded, in both sections
+    # lamp/cozy, which the exclude removed, in both sections
+    assert page.count('<div class="cell empty excluded">excluded</div>') == 2
+    assert 'class="cell empty"' not in page
+    assert "not rendered yet" not in page
     assert page.count("<section>") == 2  # a section per aspect ratio
     assert "<h2>aspect_ratio 1x1</h2>" in page
     assert "rows: product · columns: style · sections: aspect_ratio" in page
@@ -180,3 +183,110 @@ def test_a_report_needs_a_run(tmp_path: Path) -> None:
         write_report(tmp_path)
     with pytest.raises(InputError, match="no such run folder or run id"):
         find_run_dir(tmp_path / "missing", home=tmp_path)
+
+
+LIGHTING = """\
+    model: ai-product-photography
+    matrix:
+      product:
+        - {id: vase, image: images/sofa.png, noun: "vase & <b>tulips</b>"}
+      lighting:
+        - {id: neon, prompt: "magenta \\"neon\\" <rim> light"}
+    params:
+      image: "{{ product.image }}"
+      prompt: "A {{ product.noun }}"
+      lighting_prompt: "{{ lighting.prompt }}"
+      aspect_ratio: "4:5 (Artistic Frame)"
+      megapixel: 0.1
+      seed: 7
+    output: "{{ product.id }}/{{ lighting.id }}"
+    """
+
+
+def test_every_text_parameter_is_shown_labelled_and_escaped(tmp_path: Path, render: Render) -> None:
+    """Only the prompt was shown: lighting_prompt, which drives recipes/lighting.yaml, was not."""
+    write_tree(
+        tmp_path,
+        {
+            "l.yaml": LIGHTING,
+            "images/sofa.png": (ROOT / "recipes" / "images" / "sofa.png").read_bytes(),
+        },
+    )
+    code, _, err = render("l.yaml", RENDER_HOME=str(tmp_path / "home"))
+    assert code == 0, err
+    page = (tmp_path / "renders" / "l" / "index.html").read_text()
+    assert (
+        "<details><summary>prompt · lighting_prompt</summary><dl>"
+        "<dt>prompt</dt><dd>A vase &amp; &lt;b&gt;tulips&lt;/b&gt;</dd>"
+        "<dt>lighting_prompt</dt><dd>magenta &quot;neon&quot; &lt;rim&gt; light</dd>"
+        "</dl></details>"
+    ) in page
+
+
+def test_the_jobs_not_rendered_yet_and_the_excluded_ones_say_which(
+    tmp_path: Path, render: Render
+) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "r.yaml": RECIPE,
+            "images/sofa.png": (ROOT / "recipes" / "images" / "sofa.png").read_bytes(),
+        },
+    )
+    code, _, err = render("r.yaml", "--limit", "2", RENDER_HOME=str(tmp_path / "home"))
+    assert code == 0, err
+    page = (tmp_path / "renders" / "r" / "index.html").read_text()
+    assert page.count('<div class="cell succeeded">') == 2
+    assert page.count('<div class="cell empty not-rendered-yet">not rendered yet</div>') == 4
+    assert page.count('<div class="cell empty excluded">excluded</div>') == 2
+    assert "6 jobs: 2 succeeded · 4 not rendered yet · every run" in page
+
+
+INCLUDED = """\
+    model: scenecraft
+    matrix:
+      product:
+        - {id: sofa, image: images/sofa.png}
+        - {id: lamp, image: images/sofa.png}
+      style: [cozy, loft]
+      aspect_ratio: ["1:1 (Perfect Square)"]
+    include:
+      - {product: sofa, style: cozy, aspect_ratio: "9:16 (Slim Vertical)"}
+    params:
+      image: "{{ product.image }}"
+      prompt: "A {{ product.id }} in a {{ style }} room"
+      aspect_ratio: "{{ aspect_ratio }}"
+      megapixel: "0.1"
+      seed: 1
+    output: "{{ product.id }}/{{ style }}-{{ aspect_ratio | slug }}"
+    """
+
+
+def test_a_lone_include_gets_its_cell_not_a_grid_of_empty_ones(
+    tmp_path: Path, render: Render
+) -> None:
+    """An include's extra format made a section of empty cells around its one job; a section
+    where fewer than half the cells are jobs shows only those, each captioned."""
+    write_tree(
+        tmp_path,
+        {
+            "r.yaml": INCLUDED,
+            "images/sofa.png": (ROOT / "recipes" / "images" / "sofa.png").read_bytes(),
+        },
+    )
+    code, _, err = render("r.yaml", RENDER_HOME=str(tmp_path / "home"))
+    assert code == 0, err
+    page = (tmp_path / "renders" / "r" / "index.html").read_text()
+    assert page.count('<div class="cell succeeded">') == 5
+    assert 'class="cell empty' not in page
+    assert page.count('<div class="grid" style="--columns: 2">') == 1  # the 1:1 grid, 2 × 2
+    assert (
+        "<h2>aspect_ratio 9x16</h2>\n"
+        '<p class="section-note">only 1 job shown: the other 3 product × style combinations'
+        " are not in the recipe</p>\n"
+        '<div class="grid compact" style="--columns: 2">\n'
+        '<div class="label row"></div>\n'
+        '<div class="cell succeeded">\n'
+        '<div class="where">sofa · cozy</div>\n'
+        '<a href="sofa/cozy-9x16.jpg">'
+    ) in page

@@ -3,6 +3,7 @@ thumbnail, logs no console error, and fits a phone's width. Skipped, saying why,
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -29,18 +30,27 @@ window.addEventListener("load", () => {
   const cells = [...document.querySelectorAll(".cell")];
   const filled = cells.filter((c) => !c.classList.contains("empty"));
   const images = [...document.querySelectorAll(".cell img")];
-  const first = [...document.querySelector("section .grid").querySelectorAll(".cell")].slice(0, 3)
+  const grid = document.querySelector("section .grid");
+  const first = [...grid.querySelectorAll(".cell")].slice(0, 3)
     .map((c) => c.getBoundingClientRect());
+  const spans = [...grid.children].map((c) => c.getBoundingClientRect());
   const metrics = {
     sections: document.querySelectorAll("section").length,
     cells: cells.length,
     filled: filled.length,
+    excluded: document.querySelectorAll(".cell.excluded").length,
+    emptyUnlabelled: cells.filter((c) => c.classList.contains("empty") && !c.textContent.trim()).length,
+    compactSections: document.querySelectorAll(".grid.compact").length,
+    compactCells: document.querySelectorAll(".grid.compact .cell").length,
+    compactCaptions: [...document.querySelectorAll(".grid.compact .cell .where")].map((w) => w.textContent),
     images: images.length,
     loaded: images.filter((i) => i.complete && i.naturalWidth > 0).length,
     minCellWidth: Math.min(...filled.map((c) => c.getBoundingClientRect().width)),
     minImageHeight: Math.min(...images.map((i) => i.getBoundingClientRect().height)),
     firstRowTops: first.map((r) => Math.round(r.top)),
     firstRowLefts: first.map((r) => Math.round(r.left)),
+    gridWidth: Math.max(...spans.map((r) => r.right)) - Math.min(...spans.map((r) => r.left)),
+    maxCellWidth: Math.max(...filled.map((c) => c.getBoundingClientRect().width)),
     pageWidth: document.documentElement.scrollWidth,
     viewport: window.innerWidth,
   };
@@ -104,7 +114,13 @@ def test_the_grid_is_laid_out_and_every_thumbnail_loads(report: Path, tmp_path: 
     found, log = metrics(report, "1400,16000", tmp_path / "profile")
     assert found["sections"] == 4  # one per aspect ratio: 1x1, 4x5, 16x9, 9x16
     assert found["filled"] == 34
-    assert found["cells"] == 4 * 4 * 3  # products × styles in each section; excluded ones empty
+    # products × styles in the three full sections (lamp/terrace, excluded, says so), and the
+    # 9:16 include alone in its section rather than among 11 empty cells
+    assert found["cells"] == 3 * 4 * 3 + 1
+    assert found["excluded"] == 3
+    assert found["emptyUnlabelled"] == 0
+    assert (found["compactSections"], found["compactCells"]) == (1, 1)
+    assert found["compactCaptions"] == ["sofa · cozy"]
     assert found["images"] == found["loaded"] == 34
     assert found["minCellWidth"] > 120
     assert found["minImageHeight"] > 60
@@ -115,11 +131,43 @@ def test_the_grid_is_laid_out_and_every_thumbnail_loads(report: Path, tmp_path: 
     assert not re.search(r"CONSOLE\(\d+\)", log)
 
 
+def on_a_phone(page: Path) -> Path:
+    """The page in a 390-pixel-wide frame (headless Chromium's window is at least 500 wide), its
+    metrics copied out once the frame has loaded (the frame holds up its parent's load event)."""
+    framed = page.with_name("phone.html")
+    framed.write_text(
+        '<!doctype html><html><body style="margin: 0">'
+        '<iframe id="phone" style="width: 390px; height: 844px; border: 0"'
+        f' srcdoc="{html.escape(page.read_text(), quote=True)}"></iframe>'
+        '<script>window.addEventListener("load", () => {'
+        ' const inner = document.getElementById("phone").contentDocument;'
+        ' const pre = document.createElement("pre"); pre.id = "metrics";'
+        ' pre.textContent = inner.getElementById("metrics").textContent;'
+        " document.body.appendChild(pre); });</script></body></html>"
+    )
+    return framed
+
+
 def test_it_fits_a_phone_sized_screen(report: Path, tmp_path: Path) -> None:
-    found, _ = metrics(report, "390,844", tmp_path / "profile")
+    found, log = metrics(on_a_phone(report), "500,1000", tmp_path / "profile")
+    assert found["viewport"] == 390, log[-2000:]
     assert (
         found["pageWidth"] <= found["viewport"] + 1
     )  # sections scroll sideways, the page does not
+    assert found["filled"] == 34
+    assert found["minCellWidth"] > 100
+
+
+def test_the_grid_uses_the_width_of_a_wide_screen(report: Path, tmp_path: Path) -> None:
+    """The columns were capped at 15rem: half of a wide screen stayed empty."""
+    narrow, _ = metrics(report, "1000,1200", tmp_path / "profile")
+    wide, _ = metrics(report, "1600,1200", tmp_path / "profile")
+    assert wide["gridWidth"] > narrow["gridWidth"] + 400
+    assert wide["gridWidth"] > 0.9 * wide["viewport"]  # three columns across the screen
+    assert wide["maxCellWidth"] > 15 * 16  # wider than the old cap
+    for found in (narrow, wide):
+        assert found["pageWidth"] <= found["viewport"] + 1
+        assert len(set(found["firstRowTops"])) == 1
 
 
 def test_a_screenshot_shows_the_contact_sheet(report: Path, tmp_path: Path) -> None:

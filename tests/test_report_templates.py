@@ -16,7 +16,7 @@ import jinja2
 import pytest
 from click.testing import CliRunner
 
-from engine import report
+from engine import pages
 from engine.cli import cli
 from engine.report import write_report
 from tests.helpers import ROOT, write_tree
@@ -81,8 +81,9 @@ def test_hostile_prompts_and_values_are_escaped_in_text_and_attributes(
     assert "<script" not in page
     assert "&#34;" not in page  # one escaping throughout: quotes are &quot;, as they always were
     assert (
-        "<details><summary>prompt</summary><p>A &lt;script&gt;alert(1)&lt;/script&gt; "
-        "&quot;quoted&quot; &#x27;single&#x27; &amp; co in a loft &quot;2&quot; room</p></details>"
+        "<details><summary>prompt</summary><dl><dt>prompt</dt><dd>A &lt;script&gt;alert(1)"
+        "&lt;/script&gt; &quot;quoted&quot; &#x27;single&#x27; &amp; co in a loft &quot;2&quot;"
+        " room</dd></dl></details>"
     ) in page
     assert '<div class="label row">&lt;b&gt;&quot;x&quot;&lt;/b&gt;</div>' in page
     assert (
@@ -146,7 +147,77 @@ def test_the_header_and_cells_say_money_and_time_as_the_engine_does(tmp_path: Pa
         '<p class="error">&lt;img src=x onerror=alert(1)&gt;</p>\n'
         "</div>\n"
     ) in page
-    assert '<div class="label row">vase</div>\n<div class="cell empty"></div>\n' in page
+    assert (
+        '<div class="label row">vase</div>\n'
+        '<div class="cell empty not-rendered-yet">not rendered yet</div>\n'
+    ) in page
+
+
+def formats(run: dict[str, Any], jobs: list[str]) -> dict[str, Any]:
+    """A handmade run over product × style × format, whose recipe has ``jobs``."""
+    return {
+        **run,
+        "axes": ["product", "style", "format"],
+        "values": {"product": ["a", "b"], "style": ["x", "y"], "format": ["sq", "tall", "wide"]},
+        "recipe_jobs": jobs,
+    }
+
+
+def entry(job: str, **fields: Any) -> dict[str, Any]:
+    """A job's final manifest line, its values read from its id (product/style/format)."""
+    values = dict(zip(["product", "style", "format"], job.split("/"), strict=True))
+    return {"job": job, "run": RUN_ID, "status": "succeeded", "values": values, **fields}
+
+
+def test_a_section_with_fewer_jobs_than_half_its_cells_shows_only_those(tmp_path: Path) -> None:
+    """The rule: a section is a grid when at least half its cells hold jobs of the recipe (rendered
+    or not yet); below that, only its jobs, captioned with their row and column."""
+    square = ["a/x/sq", "a/y/sq", "b/x/sq", "b/y/sq"]
+    jobs = [*square, "a/x/tall", "b/y/tall", "b/x/wide"]
+    rendered = [entry(job) for job in jobs if job != "b/x/wide"]
+    page = write_report(handmade(tmp_path / "out", formats({}, jobs), rendered)).read_text()
+    assert page.count('<div class="grid" style="--columns: 2">') == 2  # sq: 4 of 4; tall: 2 of 4
+    assert page.count('<div class="cell empty excluded">excluded</div>') == 2  # in tall
+    assert (
+        "<h2>format wide</h2>\n"
+        '<p class="section-note">only 1 job shown: the other 3 product × style combinations'
+        " are not in the recipe</p>\n"
+        '<div class="grid compact" style="--columns: 2">\n'
+        '<div class="label row"></div>\n'
+        '<div class="cell empty not-rendered-yet"><div class="where">b · x</div>'
+        "not rendered yet</div>\n"
+        "</div>\n</section>\n"
+    ) in page
+
+
+def test_an_older_record_shows_its_prompt_and_leaves_what_it_cannot_tell_blank(
+    tmp_path: Path,
+) -> None:
+    """Records from before ``texts`` have only the prompt; runs from before ``recipe_jobs`` cannot
+    say whether an empty cell is excluded or not rendered yet."""
+    old = {"job": "a/x/sq", "run": RUN_ID, "status": "succeeded", "prompt": "<old> prompt"}
+    old["values"] = {"product": "a", "style": "x", "format": "sq"}
+    newer = entry("a/y/sq", prompt="p", texts={"negative_prompt": "blur", "prompt": "p", "x": ""})
+    run = formats({}, [])
+    del run["recipe_jobs"]
+    page = write_report(
+        handmade(tmp_path / "out", run, [old, newer, entry("b/x/wide")])
+    ).read_text()
+    assert (
+        "<details><summary>prompt</summary><dl><dt>prompt</dt><dd>&lt;old&gt; prompt</dd>"
+        "</dl></details>"
+    ) in page
+    assert (
+        "<details><summary>prompt · negative_prompt</summary><dl><dt>prompt</dt><dd>p</dd>"
+        "<dt>negative_prompt</dt><dd>blur</dd></dl></details>"
+    ) in page
+    assert page.count('<div class="cell empty"></div>') == 2  # b/x/sq and b/y/sq
+    assert 'class="cell empty ' not in page  # neither excluded nor not rendered yet: unknown
+    assert "<h2>format tall</h2>" not in page  # nothing recorded there
+    assert (
+        '<p class="section-note">only 1 job shown: the other 3 product × style combinations'
+        " have no record here</p>"
+    ) in page
 
 
 def test_the_style_sheet_is_inlined_so_the_page_stands_alone(tmp_path: Path) -> None:
@@ -158,25 +229,27 @@ def test_the_style_sheet_is_inlined_so_the_page_stands_alone(tmp_path: Path) -> 
 
 
 def test_a_name_the_context_lacks_is_an_error_not_a_blank() -> None:
-    template = report._templates().get_template("report.html.j2")
+    template = pages._templates().get_template("report.html.j2")
     with pytest.raises(jinja2.UndefinedError) as missing:
         template.render(title="t")
     assert str(missing.value) == "'header' is undefined"
     with pytest.raises(jinja2.UndefinedError) as missing_field:
-        report._templates().from_string("[{{ header.recipe }}]").render(header=object())
+        pages._templates().from_string("[{{ header.recipe }}]").render(header=object())
     assert str(missing_field.value) == "'object object' has no attribute 'recipe'"
 
 
 def test_the_templates_are_found_inside_the_package() -> None:
-    templates = report._templates()
-    assert templates is report._templates()  # built once
+    templates = pages._templates()
+    assert templates is pages._templates()  # built once
     assert isinstance(templates.loader, jinja2.PackageLoader)
-    assert templates.loader.list_templates() == ["base.html.j2", "report.css", "report.html.j2"]
+    assert {"base.html.j2", "report.css", "report.html.j2"} <= set(
+        templates.loader.list_templates()
+    )
 
 
 def test_an_installed_copy_elsewhere_renders_the_same_page(tmp_path: Path) -> None:
     """The package zipped, far from this source tree: its templates come from inside it."""
-    package = Path(report.__file__).parent
+    package = Path(pages.__file__).parent
     archive = tmp_path / "engine.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
         for path in sorted(package.rglob("*")):
