@@ -892,16 +892,24 @@ def _shots_of(target: str) -> RunShots:
     return run_shots(folder, run_id)
 
 
+def _naming_shots(note_help: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """RUN, its shots (JOB ids or --only AXIS=VALUE) and a --note: what approve and reject take."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        for option in (
+            click.option("--note", help=note_help),
+            click.option("--only", multiple=True, metavar="AXIS=VALUE", help="Every shot with this axis value (repeatable)."),
+            click.argument("jobs", nargs=-1, metavar="[JOB]..."),
+            click.argument("run_target", metavar="RUN"),
+        ):  # fmt: skip
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @cli.command()
-@click.argument("run_target", metavar="RUN")
-@click.argument("jobs", nargs=-1, metavar="[JOB]...")
-@click.option(
-    "--only",
-    multiple=True,
-    metavar="AXIS=VALUE",
-    help="Every shot with this axis value (repeatable).",
-)
-@click.option("--note", help="A note kept with the verdict.")
+@_naming_shots("A note kept with the verdict.")
 @_handles_errors
 def approve(
     *, run_target: str, jobs: tuple[str, ...], only: tuple[str, ...], note: str | None
@@ -911,15 +919,7 @@ def approve(
 
 
 @cli.command()
-@click.argument("run_target", metavar="RUN")
-@click.argument("jobs", nargs=-1, metavar="[JOB]...")
-@click.option(
-    "--only",
-    multiple=True,
-    metavar="AXIS=VALUE",
-    help="Every shot with this axis value (repeatable).",
-)
-@click.option("--note", help="A note kept with the verdict (what to change).")
+@_naming_shots("A note kept with the verdict (what to change).")
 @_handles_errors
 def reject(
     *, run_target: str, jobs: tuple[str, ...], only: tuple[str, ...], note: str | None

@@ -4,10 +4,13 @@ it, with a simulator to point it at."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.browser import launched_browser
 from tests.helpers import Render
 
 pytest_plugins = ["pytester"]
@@ -37,3 +40,9 @@ def render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Render:
     for name in _USER_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     return Render()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium through Playwright, one a test module (skipped, saying why, without)."""
+    yield from launched_browser()

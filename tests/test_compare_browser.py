@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
+from tests.browser import Tab, aside
 from tests.helpers import ROOT, Outcome, Render, write_tree
-
-T = TypeVar("T")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 RECIPE = """\
     model: scenecraft
@@ -35,13 +31,6 @@ RECIPE = """\
       seed: auto
     output: "{{ product.id }}/{{ style }}"
     """
-
-
-def aside(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``function(...)`` in a thread of its own: `render` runs an event loop, and Playwright's may
-    be running in this one."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(function, *args, **kwargs).result()
 
 
 @pytest.fixture
@@ -66,39 +55,6 @@ def page_file(tmp_path: Path, render: Render) -> Path:
     assert done.code == 0, done.err
     assert re.match(r"\d of 6 pairs changed\n", done.out), done.out
     return tmp_path / "page.html"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')"
-    )
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-class Tab:
-    """A page of its own browser context, with every console error and uncaught exception."""
-
-    def __init__(self, browser: Any, *, width: int, height: int) -> None:
-        self.context = browser.new_context(viewport={"width": width, "height": height})
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
-
-    def _console(self, message: Any) -> None:
-        if message.type in ("error", "warning"):
-            self.errors.append(f"{message.type}: {message.text}")
-
-    def close(self) -> None:
-        self.context.close()
 
 
 @contextlib.contextmanager

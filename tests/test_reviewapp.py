@@ -15,10 +15,9 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -34,9 +33,9 @@ from engine.ledger import Ledger
 from engine.reviewapp import create_review_app, serve_review
 from engine.shots import run_shots
 from engine.verdicts import Judgement, Verdicts
+from tests.browser import Tab, aside
 from tests.helpers import ROOT, Render, interruptible, write_tree
 
-T = TypeVar("T")
 PORT = 8765
 BASE = f"http://127.0.0.1:{PORT}"
 
@@ -62,13 +61,6 @@ JOBS = [f"{SCRIPT}/cozy", f"{SCRIPT}/loft", "lamp/cozy", "lamp/loft"]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def aside(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``function(...)`` in a thread of its own: `render` runs an event loop, and this thread may
-    have one running already (an async test's, or Playwright's)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(function, *args, **kwargs).result()
 
 
 class Rendered:
@@ -489,8 +481,6 @@ def test_a_port_in_use_is_an_input_error(rendered: Rendered) -> None:
 
 # --- in a real browser ----------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
 
 @contextlib.contextmanager
 def listening(app_for: Any) -> Iterator[str]:
@@ -524,39 +514,6 @@ def listening(app_for: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         listener.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')"
-    )
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-class Tab:
-    """A page of its own browser context, with every console error and uncaught exception."""
-
-    def __init__(self, browser: Any, *, width: int, height: int) -> None:
-        self.context = browser.new_context(viewport={"width": width, "height": height})
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
-
-    def _console(self, message: Any) -> None:
-        if message.type in ("error", "warning"):
-            self.errors.append(f"{message.type}: {message.text}")
-
-    def close(self) -> None:
-        self.context.close()
 
 
 @pytest.fixture
