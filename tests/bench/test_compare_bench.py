@@ -9,6 +9,8 @@ object. Printed, not asserted: machines here are noisy.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import time
@@ -16,7 +18,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
+from engine.compare import compare_runs, write_compare_page
 from engine.imagediff import compare_images
+from engine.shots import run_shots
 
 PAIRS = 1_000
 SIDE = 1024
@@ -99,3 +103,48 @@ def test_comparing_two_jpeg_runs(tmp_path: Path) -> None:
 
 def test_comparing_two_png_runs(tmp_path: Path) -> None:
     _bench(tmp_path, ".png", "PNG")
+
+
+def _run_folder(folder: Path, run_id: str) -> None:
+    """``folder``'s pictures as one run's record: a manifest line a job, and the run's file."""
+    jobs = sorted(path for path in folder.iterdir() if path.is_file())
+    lines = [
+        json.dumps(
+            {
+                "run": run_id,
+                "job": path.stem,
+                "status": "succeeded",
+                "values": {"n": path.stem},
+                "outputs": [path.name],
+                "sha256": [hashlib.sha256(path.read_bytes()).hexdigest()],
+            }
+        )
+        for path in jobs
+    ]
+    (folder / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "runs").mkdir()
+    record = {"id": run_id, "recipe": "bench", "model": "scenecraft", "backend": "preview",
+              "axes": ["n"], "recipe_jobs": [path.stem for path in jobs]}  # fmt: skip
+    (folder / "runs" / f"{run_id}.json").write_text(json.dumps(record))
+
+
+def test_the_whole_compare_of_two_jpeg_runs(tmp_path: Path) -> None:
+    """What `render compare A B` does: both runs' views (each picture's hash checked), the pairs
+    (the same bytes are not decoded), the page with its heat maps."""
+    pairs = _runs(tmp_path, ".jpg")
+    _run_folder(tmp_path / "a", "20260101-000000-000-aaaa")
+    _run_folder(tmp_path / "b", "20260101-000001-000-bbbb")
+    images = [path for pair in pairs for path in pair]
+    _decode(images[:50])  # warm up
+    decode = _decode(images)
+    started = time.perf_counter()
+    comparison = compare_runs(run_shots(tmp_path / "a"), run_shots(tmp_path / "b"))
+    write_compare_page(comparison, tmp_path / "page.html")
+    whole = time.perf_counter() - started
+    print(
+        f"\nrender compare of two {PAIRS:,}-picture JPEG runs (views, pairs, page): {whole:.2f} s; "
+        f"decode {2 * PAIRS:,} images: {decode:.2f} s; ratio {whole / decode:.2f}x (target < 10x); "
+        f"page {(tmp_path / 'page.html').stat().st_size / 1e6:.1f} MB"
+    )
+    flagged = sorted(int(pair.job) for pair in comparison.pairs if pair.changed)
+    assert flagged == [i for i in range(PAIRS) if (i // SCENES) % 4 >= 2], flagged[:20]
