@@ -267,6 +267,12 @@ def run(ctx: click.Context, /, **params: Any) -> None:
         raise click.UsageError("--reseed goes with --rejected")
     plans = [_plan(path, args) for path in args.recipes]
     outlooks = [_outlook(plan, _out_dir(args.out, plan.recipe), chosen, options) for plan in plans]
+    if args.rejected and not args.reseed and any(outlook.reuse for outlook in outlooks):
+        click.echo(
+            "note: --rejected: a job whose payload did not change is the same request, so it reuses "
+            "the rejected picture; add --reseed for a new take, or edit the recipe",
+            err=True,
+        )
     if args.dry_run or any(plan.errors for plan in plans):
         _show_plans(plans, outlooks, out=args.out, backend=chosen.label, as_json=args.as_json, options=options)  # fmt: skip
         return

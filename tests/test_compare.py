@@ -89,3 +89,19 @@ def test_compare_names_a_run_it_cannot_find(render: Render, tmp_path: Path) -> N
     code, _, err = render("compare", "20990101-000000-000-dead", "renders/spring")
     assert code == 2
     assert err.startswith("error: 20990101-000000-000-dead: no such run folder or run id")
+
+
+def test_two_recipes_runs_pair_by_job_id(render: Render, tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
+    spring = (tmp_path / "recipes/spring.yaml").read_text()
+    autumn = spring.replace("name: spring", "name: autumn").replace(
+        "season: spring", "season: autumn"
+    )
+    (tmp_path / "recipes/autumn.yaml").write_text(autumn)
+    render("recipes/spring.yaml")
+    render("recipes/autumn.yaml")
+    code, out, _ = render("compare", "renders/spring", "renders/autumn", "--json")
+    result = json.loads(out)
+    assert code == 0
+    assert len(result["pairs"]) == 34
+    assert (result["only_a"], result["only_b"]) == ([], [])

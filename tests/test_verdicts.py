@@ -108,8 +108,12 @@ def test_rejected_renders_just_the_rejected_jobs_and_reseed_makes_them_new(
     write_tree(tmp_path, {"city.yaml": CITY})
     render("city.yaml")
     render("reject", "renders/city", "tower/noon", "market/dawn")
-    code, out, _ = render("city.yaml", "--rejected", "--dry-run", "--json")
+    code, out, err = render("city.yaml", "--rejected", "--dry-run", "--json")
     assert code == 0
+    assert err == (
+        "note: --rejected: a job whose payload did not change is the same request, so it reuses "
+        "the rejected picture; add --reseed for a new take, or edit the recipe\n"
+    )
     plan = json.loads(out)
     jobs = {job["id"]: job for job in plan["jobs"]}
     assert set(jobs) == {"tower/noon", "market/dawn"}
