@@ -9,11 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from tests.browser import launched_browser
 from tests.helpers import Render
 
 pytest_plugins = ["pytester"]
+
+# Hypothesis's deadline is a wall-clock assertion: on two shared cores a busy moment would fail a
+# correct example. No test here asserts time.
+settings.register_profile("render", deadline=None)
+settings.load_profile("render")
 
 # What a developer's shell may set that would point a test's `render` at their account, ledger or
 # specs.
