@@ -843,10 +843,10 @@ def simulate(  # noqa: PLR0913 - click passes each of the simulator's options as
 def report(*, run_target: Path) -> None:
     """Write the HTML contact sheet of RUN (a run's folder, renders/<recipe>/, or a run id)."""
     from engine.report import write_report
-    from engine.shots import find_run, run_shots
+    from engine.shots import find_run, run_record
 
     folder, run_id = find_run(str(run_target), home=_home().path)
-    recipe = run_shots(folder, run_id).recipe
+    recipe = str(run_record(folder, run_id).get("recipe", ""))
     click.echo(str(write_report(folder, run_id, verdicts=_verdicts(recipe))))
 
 

@@ -14,6 +14,7 @@ from engine.formatting import file_size
 from engine.ledger import Ledger
 from engine.outputs import HISTORY
 from engine.shots import RUNS, run_shots
+from engine.verdicts import Verdicts
 
 __all__ = ["Collected", "collect"]
 
@@ -42,8 +43,7 @@ def collect(folder: Path, *, keep_runs: int, ledger: Ledger) -> Collected:
         recipe = view.recipe
         needed.update(digest for shot in view.shots.values() for digest in shot.sha256)
     if recipe:
-        rows = ledger.db.execute("SELECT sha256 FROM verdicts WHERE recipe = ?", (recipe,))
-        needed.update(str(row[0]) for row in rows)
+        needed.update(digest for _job, digest in Verdicts(ledger).of(recipe))
     removed = kept = freed = 0
     for path in history.iterdir():
         if path.stem in needed or not path.is_file():

@@ -16,7 +16,6 @@ network, and escapes every string it shows. Python prepares plain data; the temp
 from __future__ import annotations
 
 import datetime as dt
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,6 +31,7 @@ from engine.formatting import count, money, seconds_text
 from engine.outputs import OutputStore
 from engine.pages import render_page
 from engine.settings import ledger_path
+from engine.shots import RUNS, run_record
 
 if TYPE_CHECKING:
     from engine.verdicts import Judgement
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["REPORT", "RUNS", "find_run_dir", "write_report"]
 
 REPORT = "index.html"
-RUNS = "runs"
 THUMBS = ".thumbs"
 _THUMB = 480  # a thumbnail's width: as wide as a column of the grid grows (report.css: 30rem)
 _NONE = "(none)"
@@ -77,7 +76,7 @@ def write_report(
 ) -> Path:
     """Write (or rewrite) the report of a run's folder as that run left it; returns the page's path.
     ``verdicts`` (by job id and picture sha256) put each picture's verdict on its cell."""
-    run = _run(out_dir, run_id)
+    run = run_record(out_dir, run_id)
     entries, folder_spent = _current(out_dir, run)
     for entry in entries:
         judged = (verdicts or {}).get((str(entry.get("job")), (entry.get("sha256") or [""])[0]))
@@ -109,23 +108,6 @@ def _current(out_dir: Path, run: Mapping[str, Any]) -> tuple[list[dict[str, Any]
         if wanted is None or job in wanted:
             newest[job] = entry
     return list(newest.values()), spent
-
-
-def _run(out_dir: Path, run_id: str | None) -> dict[str, Any]:
-    """The run's record: the one asked for, or the folder's latest."""
-    runs = sorted((out_dir / RUNS).glob("*.json"))
-    if not runs:
-        raise InputError(f"{out_dir}: no run recorded here yet (render a recipe first)")
-    if run_id is not None:
-        chosen = out_dir / RUNS / f"{run_id}.json"
-        if not chosen.exists():
-            raise InputError(
-                f"{out_dir}: no run {run_id} here (runs: {', '.join(p.stem for p in runs)})"
-            )
-    else:
-        chosen = runs[-1]  # run ids sort by time
-    data: dict[str, Any] = json.loads(chosen.read_text(encoding="utf-8"))
-    return data
 
 
 def _thumbnail(out_dir: Path, output: str) -> str | None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from engine.errors import InputError
 from engine.outputs import OutputStore
 
-__all__ = ["RunShots", "Shot", "find_run", "run_shots"]
+__all__ = ["RUNS", "RunShots", "Shot", "find_run", "run_record", "run_shots"]
 
 RUNS = "runs"
 
@@ -74,7 +74,7 @@ def find_run(target: str, *, home: Path) -> tuple[Path, str | None]:
 
 def run_shots(out_dir: Path, run_id: str | None = None) -> RunShots:
     """The shots of ``run_id`` in ``out_dir`` (None: the folder's latest run)."""
-    run = _run_record(out_dir, run_id)
+    run = run_record(out_dir, run_id)
     wanted = run.get("recipe_jobs") or run.get("jobs") or []
     shots: dict[str, Shot] = {}
     for entry in OutputStore(out_dir).entries():
@@ -119,7 +119,8 @@ def _shot(entry: dict[str, Any]) -> Shot | None:
     )
 
 
-def _run_record(out_dir: Path, run_id: str | None) -> dict[str, Any]:
+def run_record(out_dir: Path, run_id: str | None = None) -> dict[str, Any]:
+    """The run's record, ``runs/<run id>.json``: the one asked for, or the folder's latest."""
     runs = sorted((out_dir / RUNS).glob("*.json"))
     if not runs:
         raise InputError(f"{out_dir}: no run recorded here yet (render a recipe first)")
