@@ -79,6 +79,35 @@ def _handles_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _set_ledger(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--ledger``: RENDER_LEDGER_URL for this command (the settings read it), as it was after."""
+    import os
+
+    if not value:
+        return
+    before = os.environ.get("RENDER_LEDGER_URL")
+    os.environ["RENDER_LEDGER_URL"] = value
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop("RENDER_LEDGER_URL", None)
+        else:
+            os.environ["RENDER_LEDGER_URL"] = before
+
+    ctx.call_on_close(restore)
+
+
+_ledger_option = click.option(
+    "--ledger",
+    metavar="URL",
+    expose_value=False,
+    is_eager=True,
+    callback=_set_ledger,
+    help="The ledger: a team's postgresql:// URL, or a SQLite file "
+    "(default: RENDER_LEDGER_URL, else the file in RENDER_HOME).",
+)
+
+
 def _warn(notes: Iterable[Note], source: str) -> None:
     for note in notes:
         where = f"{source}:{note.line}: " if note.line is not None else f"{source}: "
@@ -252,6 +281,7 @@ class _Dollars(click.ParamType):  # type: ignore[type-arg]
     hidden=True,
     help="The length of the account's rate window in seconds (a simulator's --rate-window).",
 )
+@_ledger_option
 @click.pass_context
 @_handles_errors
 def run(ctx: click.Context, /, **params: Any) -> None:
@@ -483,13 +513,11 @@ def _check_key(key: str) -> None:
 
 def _outlook(plan: Plan, out_dir: Path, backend: Backend, options: RunOptions) -> Outlook:
     """What each job of ``plan`` needs, from the ledger (if there is one yet) and the output folder."""
-    from engine.ledger import Ledger
+    from engine.ledger import open_ledger
     from engine.outputs import OutputStore
-    from engine.settings import ledger_path
     from engine.triage import Triage
 
-    path = ledger_path(options.home)
-    book = Ledger(path) if path.exists() else None
+    book = open_ledger(options.home, create=False)
     try:
         triage = Triage.for_run(
             book, OutputStore(out_dir), backend=backend, options=options, model=plan.model
@@ -839,6 +867,7 @@ def simulate(  # noqa: PLR0913 - click passes each of the simulator's options as
 
 @cli.command()
 @click.argument("run_target", metavar="RUN", type=click.Path(path_type=Path))
+@_ledger_option
 @_handles_errors
 def report(*, run_target: Path) -> None:
     """Write the HTML contact sheet of RUN (a run's folder, renders/<recipe>/, or a run id)."""
@@ -903,6 +932,7 @@ def _naming_shots(note_help: str) -> Callable[[Callable[..., None]], Callable[..
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         for option in (
+            _ledger_option,
             click.option("--note", help=note_help),
             click.option("--only", multiple=True, metavar="AXIS=VALUE", help="Every shot with this axis value (repeatable)."),
             click.argument("jobs", nargs=-1, metavar="[JOB]..."),
@@ -962,11 +992,12 @@ def _judge(
     default=0,
     help="Port on 127.0.0.1 (default: a free one).",
 )
+@_ledger_option
 @_handles_errors
 def review(*, run_target: str, port: int) -> None:
     """Give verdicts on RUN's shots in a local web app (approve, reject, notes; keys a, r, n, j/k)."""
     from engine.reviewapp import serve_review
-    from engine.settings import ledger_path
+    from engine.settings import ledger_target
     from engine.shots import find_run
 
     folder, run_id = find_run(run_target, home=_home().path)
@@ -974,7 +1005,7 @@ def review(*, run_target: str, port: int) -> None:
     def ready(url: str) -> None:
         click.echo(f"reviewing {folder} at {url} (Ctrl-C stops)")
 
-    serve_review(folder, run_id, ledger_path=ledger_path(_home().path), port=port, on_ready=ready)
+    serve_review(folder, run_id, ledger=ledger_target(_home().path), port=port, on_ready=ready)
 
 
 @cli.command()
@@ -1007,10 +1038,10 @@ def _verdicts(recipe: str) -> dict[tuple[str, str], Judgement]:
 
 @contextmanager
 def _ledger() -> Iterator[Ledger]:
-    from engine.ledger import Ledger
-    from engine.settings import ledger_path
+    from engine.ledger import open_ledger
 
-    book = Ledger(ledger_path(_home().path))
+    book = open_ledger(_home().path)
+    assert book is not None  # created when missing
     try:
         yield book
     finally:
@@ -1026,6 +1057,7 @@ def _ledger() -> Iterator[Ledger]:
     type=click.Path(file_okay=False, path_type=Path),
     help="Copy the approved pictures into this folder, with manifest.csv and manifest.json.",
 )
+@_ledger_option
 @_handles_errors
 def export(*, run_target: str, dest: Path) -> None:
     """Copy RUN's approved pictures to a folder, named for a DAM, with a manifest (idempotent)."""
@@ -1077,32 +1109,39 @@ def gc(*, folder: Path | None, keep_runs: int) -> None:
 _RUNS_SHOWN = 20
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print spend and runs as JSON.")
+@_ledger_option
+@click.pass_context
 @_handles_errors
-def ledger(*, as_json: bool) -> None:
-    """Show spend by day, recipe and model, and the runs with their ids, from the ledger."""
+def ledger(ctx: click.Context, /, *, as_json: bool) -> None:
+    """Show spend by day, recipe and model, and the runs with their ids, from the ledger.
+
+    `render ledger migrate` brings its schema up to date."""
     import json
 
-    from engine.ledger import Ledger
-    from engine.settings import ledger_path
+    from engine.ledger import open_ledger
+    from engine.settings import ledger_target
 
-    path = ledger_path(_home().path)
-    if not path.exists():
+    if ctx.invoked_subcommand is not None:
+        return
+    book = open_ledger(_home().path, create=False)
+    if book is None:
+        path = ledger_target(_home().path)
         if as_json:
-            click.echo(json.dumps({"ledger": str(path), "spend": [], "runs": []}, indent=2))
+            click.echo(json.dumps({"ledger": path, "spend": [], "runs": []}, indent=2))
         else:
             click.echo(f"no runs yet (no ledger at {path})")
         return
-    book = Ledger(path)
     try:
         rows = book.spend()
         runs = book.run_rows(limit=None if as_json else _RUNS_SHOWN)
+        path = book.where
     finally:
         book.close()
     if as_json:
         data = {
-            "ledger": str(path),
+            "ledger": path,
             "spend": [row.__dict__ for row in rows],
             "runs": [run.__dict__ for run in runs],
         }
@@ -1111,7 +1150,29 @@ def ledger(*, as_json: bool) -> None:
     _print_ledger(path, rows, runs)
 
 
-def _print_ledger(path: Path, rows: Sequence[Spend], runs: Sequence[RunRow]) -> None:
+@ledger.command("migrate")
+@_ledger_option
+@_handles_errors
+def ledger_migrate() -> None:
+    """Bring the ledger's schema up to date (a run does it too, under the same lock)."""
+    from engine.formatting import count
+    from engine.ledger import MIGRATIONS, Ledger
+    from engine.settings import ledger_target
+
+    book = Ledger(ledger_target(_home().path), migrate=False)
+    try:
+        before = book.version
+        applied = book.migrate()
+        after = book.version
+    finally:
+        book.close()
+    if applied:
+        click.echo(f"ledger {book.where}: schema {before} -> {after} ({count(applied, 'migration')} applied)")  # fmt: skip
+    else:
+        click.echo(f"ledger {book.where}: schema {after} of {len(MIGRATIONS)}, up to date")
+
+
+def _print_ledger(path: str, rows: Sequence[Spend], runs: Sequence[RunRow]) -> None:
     from engine.formatting import money
 
     def dollars(spent: float, unknown: float) -> tuple[str, str]:
@@ -1186,6 +1247,7 @@ def _print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print what was settled as JSON.")
+@_ledger_option
 @_handles_errors
 def settle(*, as_json: bool) -> None:
     """Ask Segmind's request history what became of every request whose outcome is unknown."""
@@ -1193,16 +1255,17 @@ def settle(*, as_json: bool) -> None:
     import json
 
     from engine.client import SegmindClient
-    from engine.ledger import Ledger
-    from engine.settings import ledger_path
+    from engine.ledger import open_ledger
+    from engine.settings import ledger_target
     from engine.settle import settle_all
 
     backend = _choose_backend("segmind")
-    path = ledger_path(_home().path)
-    if not path.exists():
+    found = open_ledger(_home().path, create=False)
+    if found is None:
+        path = ledger_target(_home().path)
         click.echo(json.dumps([]) if as_json else f"nothing to settle (no ledger at {path})")
         return
-    book = Ledger(path)
+    book = found
 
     async def main() -> list[Any]:
         client = SegmindClient(

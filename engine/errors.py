@@ -11,7 +11,8 @@
     │   ├── PayloadError                  a payload breaks its spec (every violation)
     │   ├── ImageError                    a local image cannot be sent
     │   ├── OutputError                   the output folder cannot be written as asked
-    │   └── CredentialError               the API key cannot be sent as it is
+    │   ├── CredentialError               the API key cannot be sent as it is
+    │   └── LedgerError                   the ledger cannot be opened, reached or used as asked
     ├── BudgetError              exit 3   a run would cost more than its budget
     └── ApiProblem               exit 1   how a request went, sorted by who pays (the runner decides)
         ├── Retryable                     not billed, worth trying again (429, 5xx, no connection)
@@ -41,6 +42,7 @@ __all__ = [
     "ImageError",
     "InputError",
     "JobFailed",
+    "LedgerError",
     "Location",
     "OutputError",
     "OverlayError",
@@ -147,6 +149,11 @@ class OutputError(InputError):
 
 class CredentialError(InputError):
     """The API key cannot be sent as it is; the message never shows the key."""
+
+
+class LedgerError(InputError):
+    """The ledger cannot be opened or reached (a file, a PostgreSQL server), or a pool, a run or
+    a worker it is asked about does not exist. Exit code 2: nothing was sent."""
 
 
 class BudgetError(RenderError):

@@ -12,12 +12,11 @@ from pathlib import Path
 from engine.backends import Backend
 from engine.budget import Budget
 from engine.client import SegmindClient
-from engine.ledger import Ledger
+from engine.ledger import open_ledger
 from engine.outputs import OutputStore
 from engine.plan import Plan
 from engine.results import CassetteUse, RunOptions, RunSummary
 from engine.runner import Runner
-from engine.settings import ledger_path
 
 __all__ = ["execute"]
 
@@ -28,7 +27,8 @@ def execute(plan: Plan, *, backend: Backend, out_dir: Path, options: RunOptions)
     """Run ``plan`` on ``backend``; Ctrl-C cancels it cleanly (what finished is recorded) and
     re-raises. Its budget is the plan's, where the backend charges; ``options.cassette`` records
     the run's HTTP, or (a replay backend) replays it."""
-    ledger = Ledger(ledger_path(options.home))
+    ledger = open_ledger(options.home)
+    assert ledger is not None  # created when missing
 
     async def main() -> RunSummary:
         client = _client(backend, options)

@@ -1,23 +1,29 @@
-"""The ledger: every run and job in SQLite under RENDER_HOME, so a killed run resumes and nothing is paid twice.
+"""The ledger: every run and job in SQLite under RENDER_HOME (or a team's PostgreSQL,
+``RENDER_LEDGER_URL``), so a killed run resumes and nothing is paid twice.
 
 A job's row is written *before* its request goes out (``sending``), again the moment Segmind returns a
 request id (``submitted``), and when it ends. The money of one request is held by exactly one row at
 a time: a later run that collects a queued request takes its money over (the earlier row becomes
 ``collected``), and the row that learns the outcome records the charge once, however many
-processes polled it. Schema changes are numbered migrations, recorded in ``PRAGMA user_version``
-and applied under a write lock, so two processes opening a new ledger do not race.
+processes polled it. Schema changes are numbered migrations, the same on both databases
+(engine.database), recorded with the schema's version and applied under a lock, so two processes
+opening a new ledger do not race.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from engine.database import Database, is_url, migration_lock, open_database
+from engine.settings import ledger_target
 
 __all__ = [
     "BILLED",
@@ -37,10 +43,11 @@ __all__ = [
     "RunRow",
     "Spend",
     "new_run_id",
+    "open_ledger",
 ]
 
 
-def _lists_as_json(db: sqlite3.Connection) -> None:
+def _lists_as_json(db: Database) -> None:
     """Output lists were joined with commas, which split a path holding one: store JSON arrays."""
     rows = db.execute(
         "SELECT rowid, output_paths, output_sha256 FROM jobs "
@@ -59,10 +66,15 @@ def _comma_list(text: str | None) -> str | None:
     return json.dumps([part for part in text.split(",") if part])
 
 
-Migration = str | Callable[[sqlite3.Connection], None]
+def _first(db: Database) -> None:
+    db.script(_FIRST)
+    if db.dialect == "postgresql":
+        # Rows are listed in the order they were written: SQLite numbers every table's rows
+        # (rowid, renumbered when a row is replaced); PostgreSQL needs the column said.
+        db.execute("ALTER TABLE jobs ADD COLUMN rowid BIGSERIAL")
 
-MIGRATIONS: tuple[Migration, ...] = (
-    """
+
+_FIRST = """
     CREATE TABLE runs (
         id TEXT PRIMARY KEY,
         recipe TEXT NOT NULL,
@@ -98,7 +110,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         PRIMARY KEY (run_id, job_id)
     );
     CREATE INDEX jobs_by_payload ON jobs (backend, model, payload_sha256, status);
-    """,
+"""
+
+Migration = str | Callable[[Database], None]
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _first,
     _lists_as_json,
     "CREATE INDEX jobs_by_request ON jobs (request_id) WHERE request_id IS NOT NULL;",
     """
@@ -129,6 +146,56 @@ MIGRATIONS: tuple[Migration, ...] = (
         PRIMARY KEY (recipe, job_id, sha256)
     );
     """,
+    # A team's ledger (issue 14): budget pools and the money held in them before a request is
+    # sent (engine/pools.py); one pace per account, by its key's hash (engine/ratelimit.py); runs
+    # submitted to a queue that workers claim under leases (engine/queue.py).
+    """
+    CREATE TABLE pools (
+        name TEXT PRIMARY KEY,
+        cap_usd REAL NOT NULL,
+        period TEXT NOT NULL CHECK (period IN ('day', 'week', 'month', 'total')),
+        set_at TEXT NOT NULL
+    );
+    CREATE TABLE holds (
+        run_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        pool TEXT,
+        batch TEXT,
+        amount REAL NOT NULL,
+        held_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, job_id)
+    );
+    CREATE INDEX holds_by_pool ON holds (pool);
+    CREATE INDEX holds_by_batch ON holds (batch);
+    ALTER TABLE runs ADD COLUMN pool TEXT;
+    ALTER TABLE runs ADD COLUMN batch TEXT;
+    ALTER TABLE runs ADD COLUMN worker TEXT;
+    ALTER TABLE runs ADD COLUMN heartbeat_at REAL;
+    CREATE INDEX runs_by_pool ON runs (pool);
+    CREATE INDEX runs_by_batch ON runs (batch);
+    CREATE TABLE paces (
+        account TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE submissions (
+        run_id TEXT PRIMARY KEY,
+        plan TEXT NOT NULL,
+        submitted_at TEXT NOT NULL
+    );
+    CREATE TABLE queue (
+        run_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        job TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'claimed', 'done')),
+        worker TEXT,
+        lease_until REAL,
+        claims INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, job_id)
+    );
+    CREATE INDEX queue_to_claim ON queue (run_id, state, seq);
+    """,
 )
 
 # A job's states, in the order they happen; ``collected``: a later run took this request over;
@@ -153,6 +220,15 @@ BILLED = (SUCCEEDED, UNFETCHED)
 # Rows whose money may have been, or will be, billed, and nobody knows yet.
 IN_FLIGHT = (SENDING, SUBMITTED, UNKNOWN)
 _LISTS = ("output_paths", "output_sha256", "output_urls")
+
+
+def open_ledger(home: Path | None = None, *, create: bool = True) -> Ledger | None:
+    """The ledger the settings name (RENDER_LEDGER_URL, else RENDER_HOME's file); with ``create``
+    False, None where no SQLite file exists yet (a dry run must not make one)."""
+    target = ledger_target(home)
+    if not create and not is_url(target) and not Path(target).exists():
+        return None
+    return Ledger(target)
 
 
 def new_run_id() -> str:
@@ -234,43 +310,46 @@ class RunRow:
 
 
 class Ledger:
-    """One SQLite file; every write is committed at once (a kill loses nothing written)."""
+    """One SQLite file or PostgreSQL database (``target``: a path or a ``postgresql://`` URL);
+    every write is committed at once (a kill loses nothing written). ``migrate`` False opens it
+    as it is (``render ledger migrate`` says what it would apply)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        # Another process may hold the write lock for a moment: wait for it rather than fail.
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
-
-    def _migrate(self) -> None:
-        while self.version < len(MIGRATIONS):
-            # The version is read again under the write lock: another process may have migrated
-            # since, and a migration must run once. One transaction a migration.
-            self.db.execute("BEGIN IMMEDIATE")
+    def __init__(self, target: str | Path, *, migrate: bool = True) -> None:
+        self.db = open_database(target)
+        self.where = self.db.where
+        self.path = None if self.db.dialect == "postgresql" else Path(self.where)
+        if migrate:
             try:
+                self.migrate()
+            except BaseException:
+                self.db.close()
+                raise
+
+    def migrate(self) -> int:
+        """Apply the migrations this ledger lacks; returns how many this process applied."""
+        applied = 0
+        while self.version < len(MIGRATIONS):
+            # The version is read again under the lock: another process may have migrated since,
+            # and a migration must run once. One transaction a migration.
+            with self.db.transaction(lock=migration_lock()):
                 number = self.version
                 if number < len(MIGRATIONS):
                     step = MIGRATIONS[number]
                     if callable(step):
                         step(self.db)
                     else:
-                        for statement in _statements(step):
-                            self.db.execute(statement)
-                    self.db.execute(f"PRAGMA user_version = {number + 1}")
-                self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
+                        self.db.script(step)
+                    self.db.set_version(number + 1)
+                    applied += 1
+        return applied
 
     @property
     def version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        return self.db.version()
+
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
 
     def close(self) -> None:
         self.db.close()
@@ -287,12 +366,24 @@ class Ledger:
         backend: str,
         out_dir: str,
         budget_usd: float | None,
+        status: str = "running",
+        pool: str | None = None,
+        batch: str | None = None,
+        worker: str | None = None,
     ) -> None:
+        """A run's row; ``pool`` its budget pool, ``batch`` the submitted run it works on (its
+        own id for the submitted run), ``worker`` who works (host and process)."""
         self.db.execute(
             "INSERT INTO runs (id, recipe, recipe_path, model, backend, out_dir, budget_usd, "
-            "started_at, finished_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'running')",
-            (run_id, recipe, recipe_path, model, backend, out_dir, budget_usd, _now()),
-        )
+            "started_at, finished_at, status, pool, batch, worker, heartbeat_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+            (run_id, recipe, recipe_path, model, backend, out_dir, budget_usd, _now(), status,
+             pool, batch, worker, time.time()),
+        )  # fmt: skip
+
+    def heartbeat(self, run_id: str) -> None:
+        """The run is alive (its holds in a pool stay held)."""
+        self.db.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (time.time(), run_id))
 
     def finish_run(
         self,
@@ -326,9 +417,19 @@ class Ledger:
         reserved_usd: float | None,
         **fields: Any,
     ) -> None:
-        """Write a job's row in one statement, with any other fields (a request id) in it: a kill
-        between two writes must never leave "submitted" without the request to poll."""
-        self.db.execute(*_insert(run_id, job_id, model, backend, payload_sha256, status, reserved_usd, fields))  # fmt: skip
+        """Write a job's row at once, with any other fields (a request id) in it: a kill between
+        two writes must never leave "submitted" without the request to poll."""
+        self._write(_insert(run_id, job_id, model, backend, payload_sha256, status, reserved_usd, fields))  # fmt: skip
+
+    def _write(self, row: tuple[str, list[Any]]) -> None:
+        """A job's row, replacing the one it had (a new row: it is listed as the newest)."""
+        sql, values = row
+        if self.db.dialect == "sqlite":
+            self.db.execute(sql, values)
+            return
+        with self.db.transaction():
+            self.db.execute("DELETE FROM jobs WHERE run_id = ? AND job_id = ?", values[:2])
+            self.db.execute(sql.replace("INSERT OR REPLACE", "INSERT", 1), values)
 
     def update(self, run_id: str, job_id: str, **fields: Any) -> None:
         if not fields:
@@ -356,13 +457,13 @@ class Ledger:
     ) -> None:
         """This run collects ``request_id``, which an earlier row holds: the request's money moves
         to this run's row, so it is counted once whoever ends up learning its outcome."""
-        with self.transaction():
+        with self.db.transaction(lock=f"request:{request_id}"):
             self.db.execute(
                 "UPDATE jobs SET status = ?, reserved_usd = 0, error = ? "
                 "WHERE request_id = ? AND status IN (?, ?, ?)",
                 (COLLECTED, f"collected by run {run_id}", request_id, *IN_FLIGHT),
             )
-            self.db.execute(*_insert(run_id, job_id, model, backend, payload_sha256, SUBMITTED, reserved_usd, {**fields, "request_id": request_id}))  # fmt: skip
+            self._write(_insert(run_id, job_id, model, backend, payload_sha256, SUBMITTED, reserved_usd, {**fields, "request_id": request_id}))  # fmt: skip
 
     def settle_request(
         self, run_id: str, job_id: str, status: str, *, cost_usd: float | None, **fields: Any
@@ -370,7 +471,7 @@ class Ledger:
         """Record how a request ended, once: if another row has recorded it already (another
         process polled it too), this row records no money. Returns the cost it recorded."""
         request_id = fields.get("request_id")
-        with self.transaction():
+        with self.db.transaction(lock=f"request:{request_id}" if request_id else None):
             if request_id:
                 earlier = self.db.execute(
                     "SELECT run_id FROM jobs WHERE request_id = ? AND status IN (?, ?, ?) "
@@ -417,15 +518,15 @@ class Ledger:
 
     def jobs_of(self, run_id: str) -> Iterator[dict[str, Any]]:
         cursor = self.db.execute("SELECT * FROM jobs WHERE run_id = ? ORDER BY rowid", (run_id,))
-        for row in cursor:
-            found = dict(row)
+        for row in cursor.fetchall():
+            found = _dict(row)
             for name in _LISTS:
                 if name in found:
                     found[name] = list(_loaded(found[name]))
             yield found
 
     def runs(self) -> list[dict[str, Any]]:
-        return [dict(row) for row in self.db.execute("SELECT * FROM runs ORDER BY started_at")]
+        return [_dict(row) for row in self.db.execute("SELECT * FROM runs ORDER BY started_at")]
 
     def run_rows(self, *, limit: int | None = None) -> list[RunRow]:
         """Runs, newest last, with what each sent and what it cost."""
@@ -442,10 +543,10 @@ class Ledger:
                        COUNT(CASE WHEN jobs.status IN {BILLED} THEN jobs.charged_usd END),
                        runs.rate_limited, runs.learned_rpm
                 FROM runs LEFT JOIN jobs ON jobs.run_id = runs.id
-                GROUP BY runs.id ORDER BY runs.started_at DESC, runs.id DESC LIMIT ?
-            ) ORDER BY 6, 1
-            """,
-            (limit if limit is not None else -1,),
+                GROUP BY runs.id ORDER BY runs.started_at DESC, runs.id DESC
+                {"" if limit is None else f"LIMIT {int(limit)}"}
+            ) AS newest ORDER BY 6, 1
+            """
         ).fetchall()
         return [RunRow(*row) for row in rows]
 
@@ -475,7 +576,10 @@ class Ledger:
 
     def record_upload(self, sha256: str, host: str, url: str) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?)", (sha256, host, url, _now())
+            "INSERT INTO uploads (sha256, host, url, uploaded_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (sha256, host) DO UPDATE SET url = excluded.url, "
+            "uploaded_at = excluded.uploaded_at",
+            (sha256, host, url, _now()),
         )
 
     # --- settling -----------------------------------------------------------------------------
@@ -487,13 +591,13 @@ class Ledger:
             f"SELECT * FROM jobs WHERE backend = ? AND status IN {IN_FLIGHT} ORDER BY rowid",
             (backend,),
         ).fetchall()
-        return [dict(row) for row in rows]
+        return [_dict(row) for row in rows]
 
     def row(self, run_id: str, job_id: str) -> dict[str, Any] | None:
         found = self.db.execute(
             "SELECT * FROM jobs WHERE run_id = ? AND job_id = ?", (run_id, job_id)
         ).fetchone()
-        return None if found is None else dict(found)
+        return None if found is None else _dict(found)
 
     def known_requests(self, request_ids: list[str]) -> set[str]:
         """Which of these request ids a row already holds (a settled submit must not take one)."""
@@ -505,22 +609,10 @@ class Ledger:
         ).fetchall()
         return {str(row[0]) for row in rows}
 
-    def transaction(self) -> _Transaction:
-        """Several writes that other processes see all or none of."""
-        return _Transaction(self.db)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``: several writes that other processes see all or none of."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: object, *_: object) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+    def transaction(self, lock: str | Sequence[str] | None = None) -> AbstractContextManager[None]:
+        """Several writes that other processes see all or none of (``lock``: what they
+        serialize on, see engine.database)."""
+        return self.db.transaction(lock)
 
 
 def _insert(
@@ -542,7 +634,14 @@ def _insert(
     return f"INSERT OR REPLACE INTO jobs ({', '.join(columns)}) VALUES ({marks})", values
 
 
-def _record(row: sqlite3.Row) -> JobRecord:
+def _dict(row: Any) -> dict[str, Any]:
+    """A row as a dict, without the order PostgreSQL keeps in a column of its own."""
+    found = dict(row)
+    found.pop("rowid", None)
+    return found
+
+
+def _record(row: Any) -> JobRecord:
     status = row["status"]
     record = JobRecord(
         run_id=row["run_id"],
@@ -563,9 +662,3 @@ def _record(row: sqlite3.Row) -> JobRecord:
         # Submitted without its request on record cannot be polled: it is as unknown as "sending".
         return JobRecord(**{**record.__dict__, "status": UNKNOWN})
     return record
-
-
-def _statements(script: str) -> Sequence[str]:
-    """A migration script's statements, to run inside one transaction (executescript would
-    commit on its own)."""
-    return [part.strip() for part in script.split(";") if part.strip()]

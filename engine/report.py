@@ -30,7 +30,6 @@ from engine.files import atomic_write
 from engine.formatting import count, money, seconds_text
 from engine.outputs import OutputStore
 from engine.pages import render_page
-from engine.settings import ledger_path
 from engine.shots import RUNS, run_record
 
 if TYPE_CHECKING:
@@ -52,11 +51,10 @@ def find_run_dir(target: Path, *, home: Path) -> tuple[Path, str | None]:
     """``render report RUN``: a run's output folder (its latest run), or a run id from the ledger."""
     if target.is_dir():
         return target, None
-    ledger_file = ledger_path(home)
-    if ledger_file.exists():
-        from engine.ledger import Ledger  # noqa: PLC0415 - only when a run id is given
+    from engine.ledger import open_ledger  # noqa: PLC0415 - only when a run id is given
 
-        book = Ledger(ledger_file)
+    book = open_ledger(home, create=False)
+    if book is not None:
         try:
             for run in book.runs():
                 if run["id"] == str(target):

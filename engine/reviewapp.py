@@ -80,11 +80,11 @@ _CSP = (
 
 
 def create_review_app(
-    out_dir: Path, run_id: str | None, *, ledger_path: Path, port: int
+    out_dir: Path, run_id: str | None, *, ledger: str | Path, port: int
 ) -> Starlette:
     """The review app of run ``run_id`` in ``out_dir`` (None: the folder's latest run, whichever
     that is at each request), answering only at http://127.0.0.1:``port`` or localhost:``port``."""
-    review = _Review(out_dir, run_id, ledger_path=ledger_path)
+    review = _Review(out_dir, run_id, ledger=ledger)
     return Starlette(
         routes=[
             Route("/", review.page, methods=["GET"]),
@@ -104,7 +104,7 @@ def serve_review(
     out_dir: Path,
     run_id: str | None,
     *,
-    ledger_path: Path,
+    ledger: str | Path,
     port: int = 0,
     on_ready: Callable[[str], None],
 ) -> None:
@@ -122,7 +122,7 @@ def serve_review(
         ) from exc
     with listener:
         bound = int(listener.getsockname()[1])
-        app = create_review_app(out_dir, run_id, ledger_path=ledger_path, port=bound)
+        app = create_review_app(out_dir, run_id, ledger=ledger, port=bound)
         config = uvicorn.Config(
             app, host=HOST, port=bound, log_level="warning", access_log=False, lifespan="off"
         )
@@ -182,10 +182,10 @@ class _SameOrigin:
 class _Review:
     """The endpoints: one run's shots, read afresh from its folder, and the ledger's verdicts."""
 
-    def __init__(self, out_dir: Path, run_id: str | None, *, ledger_path: Path) -> None:
+    def __init__(self, out_dir: Path, run_id: str | None, *, ledger: str | Path) -> None:
         self.out_dir = out_dir
         self.run_id = run_id
-        self.ledger_path = ledger_path
+        self.ledger_target = ledger
         # The view the page (or the API) read last: its pictures are served from it, rather than
         # reading the manifest again for each of a page's hundreds of thumbnails.
         self._view: RunShots | None = None
@@ -201,7 +201,7 @@ class _Review:
     def judgements(self, run: RunShots) -> dict[tuple[str, str], Judgement]:
         # A connection per request, closed at once: requests come from a thread pool, and a
         # review is a few requests a minute.
-        ledger = Ledger(self.ledger_path)
+        ledger = Ledger(self.ledger_target)
         try:
             return Verdicts(ledger).of(run.recipe)
         finally:
@@ -339,7 +339,7 @@ class _Review:
                     f"{shot.job} has a new picture since the page was loaded (run {shot.run}); "
                     "reload to see it",
                 )
-        ledger = Ledger(self.ledger_path)
+        ledger = Ledger(self.ledger_target)
         try:
             given = Verdicts(ledger).give(run.recipe, shots, asked.verdict, note=asked.note)
         finally:

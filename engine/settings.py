@@ -1,5 +1,7 @@
 """Where the engine keeps its state and whom it talks to, read from the environment in one place.
 
+- ``RENDER_LEDGER_URL``: a team's shared ledger in PostgreSQL (``postgresql://…``), instead of the
+  SQLite file in RENDER_HOME (``--ledger URL`` sets it for one command).
 - ``RENDER_HOME``: the ledger and caches. Default: the user's data folder (``platformdirs``), so every
   working folder shares one ledger and a run from another folder never pays again. A ``.render/``
   in the working folder (the default of earlier versions) is still used, and said so.
@@ -25,6 +27,8 @@ __all__ = [
     "base_url",
     "host_label",
     "ledger_path",
+    "ledger_target",
+    "ledger_url",
     "render_home",
     "segmind_hosts",
     "specs_path",
@@ -73,6 +77,16 @@ def render_home() -> Home:
 
 def ledger_path(home: Path | None = None) -> Path:
     return (home if home is not None else render_home().path) / LEDGER_FILE
+
+
+def ledger_url() -> str | None:
+    """``RENDER_LEDGER_URL`` (``postgresql://…``, or a SQLite file's path), None when unset."""
+    return os.environ.get("RENDER_LEDGER_URL", "").strip() or None
+
+
+def ledger_target(home: Path | None = None) -> str:
+    """Where the ledger is: ``RENDER_LEDGER_URL``, else the SQLite file in ``home`` (RENDER_HOME)."""
+    return ledger_url() or str(ledger_path(home))
 
 
 def specs_path() -> list[Path]:

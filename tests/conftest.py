@@ -13,6 +13,7 @@ from hypothesis import settings
 
 from tests.browser import launched_browser
 from tests.helpers import Render
+from tests.postgres import Cluster, fresh_database, start_session_cluster, why_unavailable
 
 pytest_plugins = ["pytester"]
 
@@ -52,3 +53,23 @@ def render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Render:
 def browser() -> Iterator[Any]:
     """Debian's chromium through Playwright, one a test module (skipped, saying why, without)."""
     yield from launched_browser()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A throwaway PostgreSQL server for the session (tests/postgres.py), stopped at its end;
+    skipped, saying why, only where no server can be had."""
+    reason = why_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    cluster = start_session_cluster(tmp_path_factory)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster, request: pytest.FixtureRequest) -> str:
+    """The URL of an empty database of this test's own."""
+    return fresh_database(pg_cluster, request)

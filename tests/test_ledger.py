@@ -3,7 +3,6 @@ request's money on exactly one row, and spend by day, recipe and model."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import multiprocessing
 import sqlite3
@@ -13,11 +12,20 @@ from typing import Any
 import pytest
 
 import engine.ledger as ledger_module
+from engine.database import open_database
 from engine.ledger import MIGRATIONS, Ledger
 
 
 def _ledger(tmp_path: Path) -> Ledger:
     return Ledger(tmp_path / "home" / "ledger.sqlite")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The ledger each test runs against: a SQLite file, and a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        return str(tmp_path / "home" / "ledger.sqlite")
+    return str(request.getfixturevalue("pg_url"))
 
 
 def _run(book: Ledger, run: str, *, out_dir: str = "/o") -> None:
@@ -45,33 +53,29 @@ def _job(book: Ledger, run: str, job: str, status: str, **fields: Any) -> None:
     )
 
 
-def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
-    book = _ledger(tmp_path)
+def test_migrations_run_once_and_are_recorded(target: str) -> None:
+    book = Ledger(target)
     assert book.version == len(MIGRATIONS)
     book.close()
-    again = _ledger(tmp_path)  # opening again runs nothing twice
+    again = Ledger(target)  # opening again runs nothing twice
     assert again.version == len(MIGRATIONS)
-    tables = {
-        row[0] for row in again.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    }
-    assert {"runs", "jobs"} <= tables
+    for table in ("runs", "jobs", "uploads", "verdicts", "pools", "holds", "queue"):
+        assert again.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
     again.close()
 
 
-def test_a_failed_migration_leaves_the_old_version(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite"
-    Ledger(path).close()
-    broken = (*MIGRATIONS, "CREATE TABLE extra (x); THIS IS NOT SQL;")
+def test_a_failed_migration_leaves_the_old_version(target: str) -> None:
+    Ledger(target).close()
+    broken = (*MIGRATIONS, "CREATE TABLE extra (x INTEGER); THIS IS NOT SQL;")
     setattr(ledger_module, "MIGRATIONS", broken)  # noqa: B010 - a later version of the engine
     try:
-        with contextlib.suppress(sqlite3.OperationalError):
-            Ledger(path)
-        connection = sqlite3.connect(path)
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-        assert not connection.execute(
-            "SELECT name FROM sqlite_master WHERE name = 'extra'"
-        ).fetchall()
-        connection.close()
+        with pytest.raises(Exception, match=r"(?i)syntax"):
+            Ledger(target)
+        book = Ledger(target, migrate=False)
+        assert book.version == len(MIGRATIONS)
+        with pytest.raises(Exception, match="extra"):
+            book.db.execute("SELECT x FROM extra")
+        book.close()
     finally:
         setattr(ledger_module, "MIGRATIONS", MIGRATIONS)  # noqa: B010
 
@@ -79,15 +83,15 @@ def test_a_failed_migration_leaves_the_old_version(tmp_path: Path) -> None:
 def _open(path: str, start: Any, errors: Any) -> None:
     start.wait()
     try:
-        Ledger(Path(path)).close()
+        Ledger(path).close()
     except Exception as exc:
         errors.put(f"{type(exc).__name__}: {exc}")
 
 
-def test_processes_opening_a_new_ledger_at_once_migrate_it_once(tmp_path: Path) -> None:
-    """Issue 10: on a brand-new ledger the second process crashed with `table runs already exists`."""
-    path = tmp_path / "home" / "ledger.sqlite"
-    path.parent.mkdir()
+def test_processes_opening_a_new_ledger_at_once_migrate_it_once(target: str) -> None:
+    """Issue 10: on a brand-new ledger the second process crashed with `table runs already exists`;
+    issue 14: on PostgreSQL too, where the lock is an advisory one."""
+    path = target
     context = multiprocessing.get_context("spawn")
     start, errors = context.Event(), context.Queue()
     workers = [context.Process(target=_open, args=(str(path), start, errors)) for _ in range(4)]
@@ -105,9 +109,9 @@ def test_processes_opening_a_new_ledger_at_once_migrate_it_once(tmp_path: Path) 
     book.close()
 
 
-def test_output_lists_are_json_and_survive_a_comma(tmp_path: Path) -> None:
+def test_output_lists_are_json_and_survive_a_comma(target: str) -> None:
     """Issue 10: comma-joined lists split `a, b.png` in two, so the job rendered (and paid) again."""
-    book = _ledger(tmp_path)
+    book = Ledger(target)
     _run(book, "r1")
     _job(book, "r1", "a", "sending")
     book.finish_job("r1", "a", "succeeded", output_paths=["a, b.png"], output_sha256=["x"])
@@ -120,10 +124,13 @@ def test_output_lists_are_json_and_survive_a_comma(tmp_path: Path) -> None:
 
 def test_the_migration_turns_comma_lists_into_json(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
+    first = open_database(path)
+    step = MIGRATIONS[0]
+    assert callable(step)
+    step(first)
+    first.set_version(1)
+    first.close()
     old = sqlite3.connect(path)
-    script = MIGRATIONS[0]
-    assert isinstance(script, str)
-    old.executescript(script + "\nPRAGMA user_version = 1;")
     old.execute(
         "INSERT INTO runs VALUES ('r1', 'spring', 'r.yaml', 'm', 'segmind', 'o', 5, 't', NULL, 'done')"
     )
@@ -139,8 +146,8 @@ def test_the_migration_turns_comma_lists_into_json(tmp_path: Path) -> None:
     book.close()
 
 
-def test_records_are_newest_first_with_their_folder(tmp_path: Path) -> None:
-    book = _ledger(tmp_path)
+def test_records_are_newest_first_with_their_folder(target: str) -> None:
+    book = Ledger(target)
     for run in ("r1", "r2", "r3"):
         _run(book, run, out_dir=f"/out/{run}")
     _job(book, "r1", "a", "sending")
@@ -160,10 +167,10 @@ def test_records_are_newest_first_with_their_folder(tmp_path: Path) -> None:
     book.close()
 
 
-def test_a_collected_request_moves_its_money_and_counts_once(tmp_path: Path) -> None:
+def test_a_collected_request_moves_its_money_and_counts_once(target: str) -> None:
     """Issue 10: after a resume collected queued jobs, `render ledger` showed the same amount as
     both spent and unknown."""
-    book = _ledger(tmp_path)
+    book = Ledger(target)
     for run in ("r1", "r2"):
         _run(book, run)
     _job(book, "r1", "a", "submitted", request_id="q1", poll_url="s", result_url="r")
@@ -191,9 +198,9 @@ def test_a_collected_request_moves_its_money_and_counts_once(tmp_path: Path) -> 
     book.close()
 
 
-def test_two_processes_that_polled_one_request_record_its_cost_once(tmp_path: Path) -> None:
+def test_two_processes_that_polled_one_request_record_its_cost_once(target: str) -> None:
     """Issue 10: jobs both processes polled were counted twice ($45.43 against $27.12 billed)."""
-    book = _ledger(tmp_path)
+    book = Ledger(target)
     for run in ("r1", "r2"):
         _run(book, run)
     for run in ("r1", "r2"):
@@ -205,8 +212,8 @@ def test_two_processes_that_polled_one_request_record_its_cost_once(tmp_path: Pa
     book.close()
 
 
-def test_spend_by_day_recipe_and_model(tmp_path: Path) -> None:
-    book = _ledger(tmp_path)
+def test_spend_by_day_recipe_and_model(target: str) -> None:
+    book = Ledger(target)
     _run(book, "r1")
     for job, status, cost in (
         ("a", "succeeded", 0.339),
@@ -231,8 +238,8 @@ def test_spend_by_day_recipe_and_model(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("limit", [1, None])
-def test_run_rows_are_the_newest_oldest_first(tmp_path: Path, limit: int | None) -> None:
-    book = _ledger(tmp_path)
+def test_run_rows_are_the_newest_oldest_first(target: str, limit: int | None) -> None:
+    book = Ledger(target)
     for run in ("r1", "r2"):
         _run(book, run)
     book.db.execute("UPDATE runs SET started_at = id")

@@ -95,7 +95,7 @@ class Rendered:
             ledger.close()
 
     def app(self, run_id: str | None = None, port: int = PORT) -> Starlette:
-        return create_review_app(self.out, run_id, ledger_path=self.ledger, port=port)
+        return create_review_app(self.out, run_id, ledger=self.ledger, port=port)
 
 
 @pytest.fixture(scope="module")
@@ -476,7 +476,7 @@ def test_a_port_in_use_is_an_input_error(rendered: Rendered) -> None:
             raise AssertionError(f"it should not listen, yet said {url}")
 
         with pytest.raises(InputError, match=rf"^127\.0\.0\.1:{port}: cannot listen there \("):
-            serve_review(rendered.out, None, ledger_path=rendered.ledger, port=port, on_ready=never)
+            serve_review(rendered.out, None, ledger=rendered.ledger, port=port, on_ready=never)
 
 
 # --- in a real browser ----------------------------------------------------------------------------
@@ -722,7 +722,7 @@ def test_a_screenshot_of_the_app_for_the_readme(
     try:
         page = desk.page
         with listening(
-            lambda port: create_review_app(out, None, ledger_path=ledger, port=port)
+            lambda port: create_review_app(out, None, ledger=ledger, port=port)
         ) as url:
             page.goto(url)
             page.keyboard.press("a")
