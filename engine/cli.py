@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from engine.ledger import Ledger, RunRow, Spend
     from engine.plan import Plan
     from engine.progress import ProgressModel
-    from engine.results import RecordMode, Result, RunOptions
+    from engine.results import RecordMode, Result, RunOptions, RunSummary
     from engine.settings import Home
     from engine.shots import RunShots
     from engine.specs import Spec
@@ -234,6 +234,11 @@ class _Dollars(click.ParamType):  # type: ignore[type-arg]
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Keep only the first N jobs.")
 @click.option(
+    "--pool",
+    metavar="NAME",
+    help="Draw from this budget pool too (`render budget set`; overrides budget_pool).",
+)
+@click.option(
     "--force",
     is_flag=True,
     help="Pay again for jobs already rendered (queued requests are collected, never re-sent).",
@@ -336,6 +341,7 @@ class _RunArgs:
     out: Path | None
     only: tuple[str, ...]
     limit: int | None
+    pool: str | None
     force: bool
     yes: bool
     cassette: Path | None
@@ -365,6 +371,7 @@ def _plan(path: Path, args: _RunArgs) -> Plan:
     return build_plan(
         file,
         budget_usd=args.budget,
+        pool=args.pool,
         only=parse_only(args.only),
         limit=args.limit,
         select=select,
@@ -552,6 +559,25 @@ def _gate(plan: Plan, outlook: Outlook, *, yes: bool) -> None:
         raise InputError("not confirmed: nothing was sent")
 
 
+def _check_pool(plan: Plan, outlook: Outlook) -> None:
+    """The recipe's pool must exist (a LedgerError says which there are); a run that would spend
+    more than it has left is said so: the pool stops it there."""
+    from engine.formatting import money
+    from engine.pools import Pools
+
+    if plan.budget_pool is None:
+        return
+    with _ledger() as book:
+        pools = Pools(book)
+        use = pools.use(pools.need(plan.budget_pool))
+    if outlook.cost_usd is not None and outlook.cost_usd > use.left_usd:
+        click.echo(
+            f"note: {plan.recipe}: {use.pool.describe()} has {money(use.left_usd)} left, less "
+            f"than the {money(outlook.cost_usd)} this run would spend: jobs stop when it runs out",
+            err=True,
+        )
+
+
 def _would_refuse(plan: Plan, options: RunOptions, *, out_dir: Path) -> None:
     """A preview renders whatever it costs on Segmind; it says when Segmind's run would be refused."""
     from engine.backends import segmind_backend
@@ -583,6 +609,7 @@ def _resume_command(ctx: click.Context, plan: Plan) -> str:
         ("--rpm", "rpm"),
         ("--out", "out"),
         ("--limit", "limit"),
+        ("--pool", "pool"),
         ("--cassette", "cassette"),
     ):
         if params.get(name) is not None:
@@ -626,6 +653,7 @@ def _render(
 
     if backend.charges:
         _gate(plan, outlook, yes=yes)
+        _check_pool(plan, outlook)
     elif backend.name == "preview":
         _would_refuse(plan, options, out_dir=out_dir)
     model = ProgressModel(plan, label=backend.label, charges=backend.charges)
@@ -646,6 +674,10 @@ def _render(
 
         page = write_report(out_dir, summary.run_id, verdicts=_verdicts(plan.recipe))
         click.echo(f"  report   {page}")
+    return _exit_code(summary)
+
+
+def _exit_code(summary: RunSummary) -> int:
     if summary.aborted:
         return EXIT["aborted"]
     if summary.budget_reached:
@@ -1434,6 +1466,378 @@ def _print_spec(spec: Spec) -> None:
             lines.append(wrapped(f"allowed: {param.allowed()}", "      "))
         lines += [wrapped(f"corrected: {note}", "      ") for note in param.notes]
     click.echo("\n".join(lines))
+
+
+# --- a team's ledger: budget pools, submitted runs and their workers ----------------------------
+
+
+@cli.group()
+def budget() -> None:
+    """Budget pools: one cap shared by every run that names it, on any machine using the ledger."""
+
+
+@budget.command("set")
+@click.argument("name")
+@click.argument("usd", metavar="USD", type=_Dollars())
+@click.option(
+    "--period",
+    type=click.Choice(["day", "week", "month", "total"]),
+    default="month",
+    show_default=True,
+    help="How long the cap lasts before it starts again (UTC; weeks from Monday).",
+)
+@_ledger_option
+@_handles_errors
+def budget_set(*, name: str, usd: float, period: str) -> None:
+    """Create the pool NAME with a cap of USD, or change its cap or period."""
+    import re
+
+    from engine.errors import InputError
+    from engine.formatting import money
+    from engine.pools import Pools
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        raise InputError(
+            f"'{name}' cannot name a pool: use letters, digits, '.', '_' and '-' (up to 64)"
+        )
+    with _ledger() as book:
+        pools = Pools(book)
+        use = pools.use(pools.set(name, usd, period))
+        where = book.where
+    click.echo(
+        f"{use.pool.describe()} in {where}: {money(use.left_usd)} left since "
+        f"{use.since[:10] or 'the start'}; runs draw from it with `budget_pool: {name}` or --pool {name}"
+    )
+
+
+@budget.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print the pools as JSON.")
+@_ledger_option
+@_handles_errors
+def budget_show(*, as_json: bool) -> None:
+    """Each pool: its cap and period, what its runs spent, have in flight and hold, what is left."""
+    import json
+
+    from engine.formatting import money
+    from engine.pools import Pools
+
+    with _ledger() as book:
+        pools = Pools(book)
+        uses = [pools.use(pool) for pool in pools.all()]
+        where = book.where
+    if as_json:
+        click.echo(json.dumps([
+            {"name": u.pool.name, "cap_usd": u.pool.cap_usd, "period": u.pool.period,
+             "since": u.since, "spent_usd": round(u.spent_usd, 6),
+             "in_flight_usd": round(u.in_flight_usd, 6), "held_usd": round(u.held_usd, 6),
+             "left_usd": round(u.left_usd, 6)}
+            for u in uses
+        ], indent=2))  # fmt: skip
+        return
+    if not uses:
+        click.echo(f"no budget pools in {where} (`render budget set NAME USD` makes one)")
+        return
+    click.echo(f"budget pools in {where}")
+    _print_table(
+        ("pool", "cap", "period", "since", "spent", "in flight", "held", "left"),
+        [
+            (u.pool.name, money(u.pool.cap_usd), u.pool.period, u.since[:10] or "-",
+             money(u.spent_usd), money(u.in_flight_usd), money(u.held_usd), money(u.left_usd))
+            for u in uses
+        ],
+    )  # fmt: skip
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--backend",
+    type=click.Choice(["segmind", "preview"]),
+    help="Where workers render (default: segmind with SEGMIND_API_KEY, else preview).",
+)
+@click.option(
+    "--budget",
+    type=_Dollars(),
+    help="Budget cap in USD for the whole run, across its workers (overrides budget_usd).",
+)
+@click.option(
+    "--pool", metavar="NAME", help="Draw from this budget pool too (overrides budget_pool)."
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="AXIS=VALUE",
+    help="Keep only jobs with this axis value (repeatable).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Keep only the first N jobs.")
+@click.option("--yes", is_flag=True, help="Do not ask before a run estimated above $5.")
+@_ledger_option
+@_handles_errors
+def submit(
+    *, recipe: Path, backend: str | None, budget: float | None, pool: str | None,
+    only: tuple[str, ...], limit: int | None, yes: bool,
+) -> None:  # fmt: skip
+    """Plan RECIPE and queue its jobs in the ledger for workers (`render work`); prints the run id."""
+    from engine.formatting import count, money
+    from engine.ledger import new_run_id
+    from engine.plan import build_plan, parse_only
+    from engine.queue import Queue
+    from engine.recipe import load_recipe
+    from engine.results import RunOptions
+
+    plan = build_plan(
+        load_recipe(recipe), budget_usd=budget, pool=pool, only=parse_only(only), limit=limit
+    )
+    chosen = _choose_backend(backend)
+    options = RunOptions(home=_home().path)
+    outlook = _outlook(plan, _out_dir(None, plan.recipe), chosen, options)
+    if plan.errors:
+        _show_plans([plan], [outlook], out=None, backend=chosen.label, as_json=False, options=options)  # fmt: skip
+    if chosen.charges:
+        _gate(plan, outlook, yes=yes)
+        _check_pool(plan, outlook)
+    run_id = new_run_id()
+    with _ledger() as book:
+        Queue(book).submit(
+            run_id, plan, backend=chosen.label, out_dir=str(_out_dir(None, plan.recipe).absolute()),
+            pool=plan.budget_pool,
+        )  # fmt: skip
+    cost = money(outlook.cost_usd) if outlook.cost_usd is not None else "unpriced"
+    limits = [f"budget {money(plan.budget_usd)}"] if plan.budget_usd is not None else []
+    limits += [f"pool {plan.budget_pool}"] if plan.budget_pool else []
+    click.echo(
+        f"submitted {run_id}: {count(len(plan.jobs), 'job')} of {plan.recipe} ({plan.model}) on "
+        f"{chosen.label}, about {cost}{'; ' + ', '.join(limits) if limits else ''}"
+    )
+    click.echo(f"  work on it: render work --run {run_id}   (on any machine with this ledger)")
+
+
+@cli.command()
+@click.option(
+    "--run",
+    "run_id",
+    metavar="ID",
+    help="Work on this submitted run only (default: each with jobs left, oldest first).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Jobs in flight at once in this worker.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output root (default: renders/); each recipe writes to OUT/<recipe name>/.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["segmind", "preview"]),
+    help="Must be where the run was submitted for.",
+)
+@click.option(
+    "--rpm",
+    type=click.IntRange(min=1),
+    help="Requests a minute at most (the account's pace is shared in the ledger).",
+)
+@click.option(
+    "--retry-unknown",
+    is_flag=True,
+    help="Send again jobs whose earlier request never answered (they may have been billed).",
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Seconds a claim lasts without this worker's heartbeat (then another worker takes it).",
+)
+@_ledger_option
+@_handles_errors
+def work(
+    *, run_id: str | None, concurrency: int, out: Path | None, backend: str | None,
+    rpm: int | None, retry_unknown: bool, lease: float,
+) -> None:  # fmt: skip
+    """Claim jobs of submitted runs from the ledger and render them, until none is left."""
+    from engine.errors import InputError
+    from engine.queue import Queue
+    from engine.results import RunOptions
+    from engine.worker import worker_name
+
+    chosen = _choose_backend(backend)
+    codes: list[int] = []
+    name = worker_name()
+    while True:
+        with _ledger() as book:
+            queue = Queue(book)
+            target = run_id or queue.next_run()
+            if target is None:
+                break
+            submitted = queue.submitted(target)
+            plan = queue.plan(target)
+        if submitted["backend"] != chosen.label:
+            raise InputError(
+                f"run {target} was submitted for {submitted['backend']}; this worker renders on "
+                f"{chosen.label} (set SEGMIND_API_KEY and SEGMIND_BASE_URL as the submitter did)"
+            )
+        options = RunOptions(
+            concurrency=concurrency, rpm=rpm, retry_unknown=retry_unknown, home=_home().path,
+            lease_s=lease,
+        )  # fmt: skip
+        click.echo(f"working on {target} ({plan.recipe}) as {name}", err=True)
+        summary = _work_on(target, plan, chosen, options, out_dir=_out_dir(out, plan.recipe), name=name)  # fmt: skip
+        codes.append(_exit_code(summary))
+        if run_id is not None or summary.aborted or summary.budget_reached or summary.interrupted:
+            break
+    if not codes:
+        click.echo("nothing to work on: no submitted run has a job left to claim")
+    sys.exit(max(codes, key=lambda code: (code != 0, code)) if codes else EXIT["ok"])
+
+
+def _work_on(
+    batch: str, plan: Plan, backend: Backend, options: RunOptions, *, out_dir: Path, name: str
+) -> RunSummary:
+    """One worker run on the submitted run ``batch``: a line per job, the closing line."""
+    import dataclasses
+
+    from engine.executor import execute
+    from engine.progress import ProgressModel
+    from engine.queue import Queue
+    from engine.worker import QueueJobs
+
+    model = ProgressModel(plan, label=backend.label, charges=backend.charges)
+
+    def said(result: Result) -> None:
+        click.echo(model.line(result), err=True)
+
+    def source(ledger: Ledger) -> QueueJobs:
+        return QueueJobs(Queue(ledger), batch, lease_s=options.lease_s, worker=name)
+
+    summary = execute(
+        plan,
+        backend=backend,
+        out_dir=out_dir,
+        options=dataclasses.replace(options, on_result=said),
+        source=source,
+    )
+    click.echo(model.closing(summary))
+    return summary
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's progress as JSON.")
+@_ledger_option
+@_handles_errors
+def status(*, run_id: str, as_json: bool) -> None:
+    """A submitted run's progress across its workers: jobs by state, each worker, the money."""
+    import json
+    import time
+
+    from engine.formatting import money, seconds_text
+    from engine.pools import Pools
+    from engine.queue import Queue
+
+    with _ledger() as book:
+        queue = Queue(book)
+        row = queue.submitted(run_id)
+        counts, outcomes, workers = (
+            queue.counts(run_id),
+            queue.outcomes(run_id),
+            queue.workers(run_id),
+        )
+        pool = Pools(book).get(row["pool"]) if row.get("pool") else None
+        use = Pools(book).use(pool) if pool is not None else None
+    spent = sum(w["spent_usd"] for w in workers)
+    unknown = sum(w["unknown_usd"] for w in workers)
+    if as_json:
+        click.echo(json.dumps({
+            "run": run_id, "recipe": row["recipe"], "model": row["model"], "backend": row["backend"],
+            "queue": counts.__dict__, "outcomes": outcomes, "workers": workers,
+            "spent_usd": round(spent, 6), "unknown_usd": round(unknown, 6),
+            "budget_usd": row["budget_usd"], "pool": row.get("pool"),
+            "pool_left_usd": round(use.left_usd, 6) if use is not None else None,
+        }, indent=2))  # fmt: skip
+        return
+    click.echo(f"run {run_id}: {row['recipe']} ({row['model']}) on {row['backend']}")
+    lease = f" ({counts.expired} of them past their lease)" if counts.expired else ""
+    click.echo(
+        f"  jobs      {counts.total} groups: {counts.done} done, {counts.claimed} claimed{lease}, "
+        f"{counts.queued} queued"
+    )
+    click.echo(
+        "  outcomes  " + (", ".join(f"{n} {s}" for s, n in sorted(outcomes.items())) or "none yet")
+    )
+    money_line = f"{money(spent)} spent" + (f", {money(unknown)} unknown" if unknown else "")
+    if row["budget_usd"] is not None:
+        money_line += f"; budget {money(row['budget_usd'])}"
+    if use is not None:
+        money_line += f"; {use.pool.describe()}: {money(use.left_usd)} left"
+    click.echo(f"  money     {money_line}")
+    if not workers:
+        click.echo("  no worker yet (`render work --run " + run_id + "`)")
+        return
+    now = time.time()
+    _print_table(
+        ("worker", "run", "status", "done", "failed", "in flight", "spent", "heard from"),
+        [
+            (w["worker"] or "?", w["run"], w["status"], str(w["done"]), str(w["failed"]),
+             str(w["in_flight"]), money(w["spent_usd"]),
+             f"{seconds_text(max(0.0, now - w['heartbeat_at']))} ago" if w["heartbeat_at"] else "-")
+            for w in workers
+        ],
+    )  # fmt: skip
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The folder to gather the outputs in.",
+)
+@_ledger_option
+@_handles_errors
+def fetch(*, run_id: str, out: Path) -> None:
+    """Gather a submitted run's outputs onto this machine from the URLs its workers recorded,
+    without paying (Segmind keeps them about 7 days)."""
+    import asyncio
+
+    from engine.client import SegmindClient
+    from engine.formatting import count
+    from engine.gather import gather
+    from engine.ratelimit import Pace
+    from engine.results import RunOptions
+    from engine.retrying import RetryPolicy
+
+    backend = _choose_backend(None)
+    retry = RetryPolicy(RunOptions(), Pace())
+
+    async def main() -> Any:
+        client = SegmindClient(backend.base_url, backend.api_key, storage_url=backend.storage_url, history_url=backend.history_url)  # fmt: skip
+        try:
+            with _ledger() as book:
+                return await gather(book, run_id, out, client=client, retrying=retry.call)
+        finally:
+            await client.aclose()
+
+    done = asyncio.run(main())
+    click.echo(
+        f"fetched {count(done.files, 'file')} of {count(done.jobs, 'job')} into {out}"
+        + (f" ({done.present} already there)" if done.present else "")
+    )
+    for where, number in done.elsewhere.items():
+        click.echo(
+            f"  {count(number, 'job')}: Segmind answered with the picture itself (no URL to fetch): "
+            f"on the worker {where}"
+        )
+    if done.not_done:
+        click.echo(f"  {count(done.not_done, 'job')} not rendered (yet)")
+    for failure in done.failed:
+        click.echo(f"  not fetched: {failure}", err=True)
+    sys.exit(EXIT["jobs_failed"] if done.failed else EXIT["ok"])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,21 +12,29 @@ from pathlib import Path
 from engine.backends import Backend
 from engine.budget import Budget
 from engine.client import SegmindClient
-from engine.ledger import open_ledger
+from engine.ledger import Ledger, open_ledger
 from engine.outputs import OutputStore
 from engine.plan import Plan
 from engine.results import CassetteUse, RunOptions, RunSummary
-from engine.runner import Runner
+from engine.runner import JobSource, Runner
 
 __all__ = ["execute"]
 
 _Written = Callable[[], str | None]
 
 
-def execute(plan: Plan, *, backend: Backend, out_dir: Path, options: RunOptions) -> RunSummary:
+def execute(
+    plan: Plan,
+    *,
+    backend: Backend,
+    out_dir: Path,
+    options: RunOptions,
+    source: Callable[[Ledger], JobSource] | None = None,
+) -> RunSummary:
     """Run ``plan`` on ``backend``; Ctrl-C cancels it cleanly (what finished is recorded) and
     re-raises. Its budget is the plan's, where the backend charges; ``options.cassette`` records
-    the run's HTTP, or (a replay backend) replays it."""
+    the run's HTTP, or (a replay backend) replays it. ``source``: where the jobs come from (a
+    submitted run's queue), given the ledger; by default the plan's."""
     ledger = open_ledger(options.home)
     assert ledger is not None  # created when missing
 
@@ -41,6 +49,7 @@ def execute(plan: Plan, *, backend: Backend, out_dir: Path, options: RunOptions)
                 budget=Budget(plan.budget_usd if backend.charges else None),
                 options=options,
                 backend=backend,
+                source=source(ledger) if source is not None else None,
             )
             return await runner.run()
         finally:

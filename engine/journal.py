@@ -37,12 +37,14 @@ class Journal:
         store: OutputStore,
         label: str,
         on_result: Callable[[Result], None],
+        on_ended: Callable[[Job, Result], None] | None = None,
     ) -> None:
         self.plan = plan
         self.ledger = ledger
         self.store = store
         self.label = label
         self.on_result = on_result
+        self.on_ended = on_ended
         self.run_id = new_run_id()
         self.results: list[Result] = []
         self._budget_usd: float | None = None
@@ -51,7 +53,14 @@ class Journal:
 
     # --- the run ---------------------------------------------------------------------------
 
-    def begin(self, *, budget_usd: float | None) -> None:
+    def begin(
+        self,
+        *,
+        budget_usd: float | None,
+        pool: str | None = None,
+        batch: str | None = None,
+        worker: str | None = None,
+    ) -> None:
         self._budget_usd = budget_usd
         self._started = datetime.now(UTC).isoformat(timespec="seconds")
         self.store.prepare()
@@ -63,6 +72,9 @@ class Journal:
             backend=self.label,
             out_dir=str(self.store.root),
             budget_usd=budget_usd,
+            pool=pool,
+            batch=batch,
+            worker=worker,
         )
 
     def end(self, status: str, summary: RunSummary) -> None:
@@ -107,10 +119,26 @@ class Journal:
             **fields,
         )
 
-    def sending(self, job: Job, digest: str, *, held: float, estimate: float, body: str) -> None:
-        """Written before the request leaves: a kill now leaves "sending", never a silent re-send."""
-        self.row(job, digest, SENDING, held, estimated_usd=estimate, body_sha256=body)
-        self._line(job, digest, SENDING)
+    def sending(
+        self, job: Job, digest: str, *, held: float, estimate: float, body: str, from_hold: bool
+    ) -> bool:
+        """Written before the request leaves: a kill now leaves "sending", never a silent re-send.
+        ``from_hold``: the row takes over the job's hold in a pool, in one transaction; False
+        (nothing written) when the hold is gone."""
+        taken = self.ledger.sending(
+            self.run_id,
+            job.id,
+            model=self.plan.spec.id,
+            backend=self.label,
+            payload_sha256=digest,
+            reserved_usd=held,
+            from_hold=from_hold,
+            estimated_usd=estimate,
+            body_sha256=body,
+        )
+        if taken:
+            self._line(job, digest, SENDING)
+        return taken
 
     def queued(self, job: Job, digest: str, request: Submitted, *, attempts: int) -> None:
         """The request id on disk the moment it returns: a kill now means "poll it"."""
@@ -177,6 +205,8 @@ class Journal:
         self._syncs.submit(self.store.sync)
         self.results.append(result)
         self.on_result(result)
+        if self.on_ended is not None:
+            self.on_ended(job, result)
 
     # --- the manifest --------------------------------------------------------------------------
 

@@ -431,6 +431,34 @@ class Ledger:
             self.db.execute("DELETE FROM jobs WHERE run_id = ? AND job_id = ?", values[:2])
             self.db.execute(sql.replace("INSERT OR REPLACE", "INSERT", 1), values)
 
+    def sending(
+        self,
+        run_id: str,
+        job_id: str,
+        *,
+        model: str,
+        backend: str,
+        payload_sha256: str,
+        reserved_usd: float,
+        from_hold: bool,
+        **fields: Any,
+    ) -> bool:
+        """The ``sending`` row, written before the request leaves. ``from_hold``: it takes over
+        the job's hold in a pool in the same transaction (the pool's total sees the money once);
+        False, and nothing written, when the hold is gone (its process was taken for dead)."""
+        row = _insert(run_id, job_id, model, backend, payload_sha256, SENDING, reserved_usd, fields)
+        if not from_hold:
+            self._write(row)
+            return True
+        with self.db.transaction():
+            gone = self.db.execute(
+                "DELETE FROM holds WHERE run_id = ? AND job_id = ?", (run_id, job_id)
+            )
+            if gone.rowcount != 1:
+                return False
+            self._write(row)
+        return True
+
     def update(self, run_id: str, job_id: str, **fields: Any) -> None:
         if not fields:
             return

@@ -71,6 +71,8 @@ class Plan(BaseModel):
     jobs: tuple[Job, ...]
     errors: tuple[PlanProblem, ...]
     budget_usd: float | None
+    # The budget pool the run draws from too (``budget_pool:``, --pool), if any.
+    budget_pool: str | None = None
     # The whole recipe, before --only and --limit: every job id, and each axis' values in order
     # (the report shows the recipe's current state, not only what one run rendered).
     recipe_jobs: tuple[str, ...] = ()
@@ -164,6 +166,7 @@ def build_plan(
     file: RecipeFile,
     *,
     budget_usd: float | None = None,
+    pool: str | None = None,
     only: Sequence[tuple[str, str]] = (),
     limit: int | None = None,
     select: Collection[str] | None = None,
@@ -208,6 +211,7 @@ def build_plan(
         jobs=tuple(jobs),
         errors=tuple(planner.errors),
         budget_usd=budget_usd if budget_usd is not None else recipe.budget_usd,
+        budget_pool=pool if pool is not None else recipe.budget_pool,
         recipe_jobs=everything,
         combinations=len(combos),
         value_order={axis: tuple(values) for axis, values in order.items()},

@@ -52,6 +52,12 @@ class Recipe(BaseModel):
         allow_inf_nan=False,
         description="Hard cap on one run's spend, in dollars.",
     )
+    budget_pool: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="A budget pool (`render budget set NAME USD`) shared with every run that "
+        "names it, on any machine using the same ledger; budget_usd still caps this run.",
+    )
     vars: dict[str, Any] = Field(
         default_factory=dict, description="Constants the templates can use."
     )

@@ -103,4 +103,7 @@ class RunOptions:
     # RENDER_HOME (the ledger's folder); None: the settings' (engine.settings.render_home).
     home: Path | None = None
     cassette: CassetteUse | None = None
+    # The lease of what a run holds in the ledger for other processes to see (holds in a budget
+    # pool, claims of a submitted run): a run silent for that long is taken for dead.
+    lease_s: float = 60.0
     on_result: Callable[[Result], None] = _ignore

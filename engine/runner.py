@@ -12,12 +12,13 @@ finish. Every state change is written by the journal (engine.journal); this modu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from engine.backends import Backend
 from engine.budget import Budget
@@ -28,6 +29,7 @@ from engine.ledger import FAILED, HELD, SKIPPED, SUBMITTED, SUCCEEDED, UNFETCHED
 from engine.outputs import OutputStore
 from engine.plan import Job, Plan
 from engine.polling import LatencyModel
+from engine.pools import Pools, stale_before
 from engine.ratelimit import Pace
 from engine.results import Result, RunOptions, RunSummary
 from engine.retrying import RetryPolicy
@@ -35,7 +37,7 @@ from engine.settle import body_sha256, model_slug, settle_row
 from engine.triage import Decision, Triage, payload_sha256
 from engine.uploads import Uploads, to_upload
 
-__all__ = ["Runner", "payload_sha256"]
+__all__ = ["JobSource", "PlanJobs", "Runner", "payload_sha256"]
 
 # States a queued request passes through on its way to COMPLETED (or FAILED, which the client raises).
 _WAITING = frozenset({"QUEUED", "PROCESSING", "IN_PROGRESS", "PENDING", "STARTING"})
@@ -45,19 +47,69 @@ class _Stopped(Exception):
     """The run was aborted before this job's request could go out."""
 
 
+class JobSource(Protocol):
+    """Where a run's jobs come from: its plan, or a submitted run's queue (engine.worker)."""
+
+    # The submitted run this run works on (its budget caps every worker of it), and who works.
+    batch: str | None
+    worker: str | None
+
+    def bind(self, run_id: str) -> None:
+        """The run that takes the jobs, before the first is taken."""
+
+    async def take(self, *, stopping: bool) -> Job | None:
+        """The next job; None when there is none (or, ``stopping``, none should be started)."""
+
+    def ended(self, job: Job, result: Result) -> None:
+        """How a job taken ended."""
+
+    def renew(self, run_id: str) -> None:
+        """The run is alive: its heartbeat (and its claims' leases)."""
+
+
+class PlanJobs:
+    """A plan's jobs, in order (a stopped run takes them all, to say each was not sent)."""
+
+    batch: str | None = None
+    worker: str | None = None
+
+    def __init__(self, jobs: Sequence[Job], ledger: Ledger) -> None:
+        self._jobs: Iterator[Job] = iter(jobs)
+        self._ledger = ledger
+
+    def bind(self, run_id: str) -> None:
+        del run_id
+
+    async def take(self, *, stopping: bool) -> Job | None:
+        del stopping
+        return next(self._jobs, None)
+
+    def ended(self, job: Job, result: Result) -> None:
+        del job, result
+
+    def renew(self, run_id: str) -> None:
+        self._ledger.heartbeat(run_id)
+
+
 @dataclass
 class _Hold:
-    """The money one job holds in a budget, and the estimate it was held for."""
+    """The money one job holds in a budget, the estimate it was held for, and, until its
+    ``sending`` row takes it over, the hold in a pool (or a submitted run's budget)."""
 
     budget: Budget
     held: float
     estimate: float
+    pools: Pools | None = None
+    key: tuple[str, str] | None = None
 
     def spend(self, charged: float | None) -> None:
         self.budget.spend(self.held, charged=charged, estimate=self.estimate)
 
     def release(self) -> None:
         self.budget.release(self.held)
+        if self.pools is not None and self.key is not None:
+            self.pools.drop(*self.key)
+            self.key = None
 
     def unknown(self) -> None:
         self.budget.mark_unknown(self.held)
@@ -93,6 +145,7 @@ class Runner:
         budget: Budget,
         options: RunOptions,
         backend: Backend,
+        source: JobSource | None = None,
     ) -> None:
         self.plan = plan
         self.spec = plan.spec
@@ -105,9 +158,19 @@ class Runner:
         self.carried = Budget(None)
         self.options = options
         self.backend = backend
+        self.source: JobSource = source or PlanJobs(plan.jobs, ledger)
         self.journal = Journal(
-            plan, ledger=ledger, store=store, label=backend.label, on_result=options.on_result
+            plan,
+            ledger=ledger,
+            store=store,
+            label=backend.label,
+            on_result=options.on_result,
+            on_ended=self.source.ended,
         )
+        # A pool, or a submitted run's budget, is shared with other processes: held in the ledger.
+        shared = plan.budget_pool is not None or self.source.batch is not None
+        self.pools = Pools(ledger) if shared and backend.charges else None
+        self._beats = shared
         self.triage = Triage.for_run(
             ledger, store, backend=backend, options=options, model=self.spec.id
         )
@@ -117,6 +180,8 @@ class Runner:
         self.latency = LatencyModel(self.spec.latency_s)
         self.stop: str | None = None
         self.budget_reached = False
+        # A pool (or a submitted run's budget) refused a job: a queue's worker takes no more.
+        self._pool_spent = False
         self._twins: dict[str, asyncio.Future[Result]] = {}
         self._charged: list[tuple[float, float]] = []
         # Request history's listings, read once a run however many unknown jobs they settle.
@@ -128,17 +193,27 @@ class Runner:
 
     async def run(self) -> RunSummary:
         started = time.monotonic()
-        self.journal.begin(budget_usd=self.budget.cap_usd)
-        jobs = iter(self.plan.jobs)
+        self.journal.begin(
+            budget_usd=self.budget.cap_usd,
+            pool=self.plan.budget_pool,
+            batch=self.source.batch,
+            worker=self.source.worker,
+        )
+        self.source.bind(self.run_id)
         interrupted = False
+        beating = asyncio.create_task(self._heartbeat()) if self._beats else None
         try:
             await asyncio.gather(
-                *(self._worker(jobs) for _ in range(max(1, self.options.concurrency)))
+                *(self._worker() for _ in range(max(1, self.options.concurrency)))
             )
         except asyncio.CancelledError:
             interrupted = True
             raise
         finally:
+            if beating is not None:
+                beating.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beating
             self.summary = self._summary(interrupted, seconds=time.monotonic() - started)
             status = "interrupted" if interrupted else "aborted" if self.stop else "done"
             self.journal.end(status, self.summary)
@@ -163,8 +238,14 @@ class Runner:
             charged_jobs=len(self._charged),
         )
 
-    async def _worker(self, jobs: Iterator[Job]) -> None:
-        for job in jobs:
+    async def _heartbeat(self) -> None:
+        """Say the run is alive, a few times a lease: its holds and claims stay its own."""
+        while True:
+            await asyncio.sleep(self.options.lease_s / 3)
+            await asyncio.to_thread(self.source.renew, self.run_id)
+
+    async def _worker(self) -> None:
+        while (job := await self.source.take(stopping=bool(self.stop) or self._pool_spent)) is not None:  # fmt: skip
             if self.stop:
                 stopped = Result(job=job.id, status="not-sent", error=f"not sent: {self.stop}")
                 self.journal.ended(job, stopped, digest=None)
@@ -263,7 +344,23 @@ class Runner:
             self.budget_reached = True
             error = f"not sent: the budget (${self.budget.cap_usd:.2f}) is reached"
             return Result(job=job.id, status="not-sent", error=error)
-        return await self._send(job, digest, _Hold(self.budget, held, price))
+        hold = _Hold(self.budget, held, price)
+        if self.pools is not None and held > 0:
+            refused = await asyncio.to_thread(
+                self.pools.hold,
+                self.run_id,
+                job.id,
+                held,
+                pool=self.plan.budget_pool,
+                batch=self.source.batch,
+                stale_before=stale_before(self.options.lease_s),
+            )
+            if refused is not None:
+                self.budget.release(held)
+                self.budget_reached = self._pool_spent = True
+                return Result(job=job.id, status="not-sent", error=f"not sent: {refused}")
+            hold.pools, hold.key = self.pools, (self.run_id, job.id)
+        return await self._send(job, digest, hold)
 
     async def _collect(self, job: Job, digest: str, decision: Decision) -> Result:
         """A request an earlier run left queued: poll it; its money moves to this run's row."""
@@ -317,9 +414,21 @@ class Runner:
         body = await self._body(job, digest, hold)
         if isinstance(body, Result):
             return body
-        self.journal.sending(
-            job, digest, held=hold.held, estimate=hold.estimate, body=body_sha256(body)
+        taken = self.journal.sending(
+            job,
+            digest,
+            held=hold.held,
+            estimate=hold.estimate,
+            body=body_sha256(body),
+            from_hold=hold.key is not None,
         )
+        if not taken:
+            # This process was taken for dead (no heartbeat for a lease) and its hold let go:
+            # it may not send, now or later.
+            hold.key = None
+            self.stop = self.stop or "this process's hold in the pool was let go (taken for dead)"
+            return self._not_sent(job, digest, hold, f"not sent: {self.stop}")
+        hold.key = None
         wire = _Wire()
         try:
             answer = await self._submit(body, wire)
