@@ -1688,6 +1688,8 @@ def work(
         click.echo(f"working on {target} ({plan.recipe}) as {name}", err=True)
         summary = _work_on(target, plan, chosen, options, out_dir=_out_dir(out, plan.recipe), name=name)  # fmt: skip
         codes.append(_exit_code(summary))
+        with _ledger() as book:
+            Queue(book).close_if_done(target)
         if run_id is not None or summary.aborted or summary.budget_reached or summary.interrupted:
             break
     if not codes:
@@ -1763,7 +1765,7 @@ def status(*, run_id: str, as_json: bool) -> None:
     click.echo(f"run {run_id}: {row['recipe']} ({row['model']}) on {row['backend']}")
     lease = f" ({counts.expired} of them past their lease)" if counts.expired else ""
     click.echo(
-        f"  jobs      {counts.total} groups: {counts.done} done, {counts.claimed} claimed{lease}, "
+        f"  jobs      {counts.total}: {counts.done} done, {counts.claimed} claimed{lease}, "
         f"{counts.queued} queued"
     )
     click.echo(

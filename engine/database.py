@@ -16,12 +16,13 @@ import contextlib
 import functools
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from engine.errors import LedgerError
+from engine.errors import LedgerError, LedgerUnreachable
 
 if TYPE_CHECKING:
     import psycopg
@@ -33,6 +34,9 @@ Dialect = Literal["sqlite", "postgresql"]
 _CONNECT_TIMEOUT_S = 5
 # The advisory lock migrations take: any constant, the same in every process.
 _MIGRATION_LOCK = "render-ledger-migrations"
+# A database that stopped answering is asked again at most this often (a write in between fails
+# at once rather than wait for a connection on the event loop).
+_RECONNECT_EVERY_S = 2.0
 
 
 class Rows(Protocol):
@@ -236,17 +240,42 @@ class _Postgres(Database):
             raise LedgerError(
                 f"the ledger {self.where} is PostgreSQL, which needs psycopg: pip install 'psycopg[binary]'"
             ) from missing
-        self._errors: tuple[type[Exception], ...] = (psycopg.OperationalError,)
+        self._psycopg = psycopg
+        self._url = url
         try:
-            self.db: psycopg.Connection[Any] = psycopg.connect(
-                url, autocommit=True, row_factory=_rows, connect_timeout=_CONNECT_TIMEOUT_S
-            )
+            self.db: psycopg.Connection[Any] = self._connect()
         except psycopg.Error as problem:
-            raise LedgerError(
+            raise LedgerUnreachable(
                 f"the ledger's database {self.where} is unreachable: {_first_line(problem)}. "
                 "Nothing was sent; start the server, or check RENDER_LEDGER_URL (--ledger)"
             ) from problem
         self._transaction: Any = None
+        self._lost_at: float | None = None
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return self._psycopg.connect(
+            self._url, autocommit=True, row_factory=_rows, connect_timeout=_CONNECT_TIMEOUT_S
+        )
+
+    def _unreachable(self, problem: BaseException) -> LedgerUnreachable:
+        return LedgerUnreachable(
+            f"the ledger's database {self.where} stopped answering: {_first_line(problem)}"
+        )
+
+    def _reconnect(self) -> None:
+        """A connection again, after one was lost (at most every few seconds)."""
+        if self._lost_at is None:
+            return
+        if time.monotonic() - self._lost_at < _RECONNECT_EVERY_S:
+            raise LedgerUnreachable(f"the ledger's database {self.where} is not answering")
+        try:
+            fresh = self._connect()
+        except self._psycopg.Error as problem:
+            self._lost_at = time.monotonic()
+            raise self._unreachable(problem) from problem
+        with contextlib.suppress(Exception):
+            self.db.close()
+        self.db, self._lost_at = fresh, None
 
     def ddl(self, statement: str) -> str:
         # SQLite's REAL is 8 bytes; PostgreSQL's is 4 (six digits): money needs the 8.
@@ -255,22 +284,43 @@ class _Postgres(Database):
         return re.sub(r"\bREAL\b", "DOUBLE PRECISION", statement)
 
     def _execute(self, sql: str, params: Sequence[Any]) -> Rows:
+        if self._transaction is None:
+            self._reconnect()
         query = _postgres_sql(sql) if params else sql
-        cursor: Rows = self.db.execute(query, tuple(params) or None)
+        try:
+            cursor: Rows = self.db.execute(query, tuple(params) or None)
+        except self._psycopg.OperationalError as problem:
+            if self.db.broken or self.db.closed:
+                self._lost_at = time.monotonic()
+                raise self._unreachable(problem) from problem
+            raise
         return cursor
 
     def _begin(self, locks: tuple[str, ...]) -> None:
-        self._transaction = self.db.transaction()
-        self._transaction.__enter__()
+        self._reconnect()
+        transaction = self.db.transaction()
+        try:
+            transaction.__enter__()
+        except self._psycopg.OperationalError as problem:
+            self._lost_at = time.monotonic()
+            raise self._unreachable(problem) from problem
+        self._transaction = transaction
         for name in locks:
             self.db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
 
     def _end(self, *, commit: bool) -> None:
         transaction, self._transaction = self._transaction, None
-        if commit:
+        if not commit:
+            # A lost connection has no transaction left to roll back: the error that ended this
+            # one is the one to raise.
+            with contextlib.suppress(self._psycopg.Error):
+                transaction.__exit__(RuntimeError, RuntimeError("rolled back"), None)
+            return
+        try:
             transaction.__exit__(None, None, None)
-        else:
-            transaction.__exit__(RuntimeError, RuntimeError("rolled back"), None)
+        except self._psycopg.OperationalError as problem:
+            self._lost_at = time.monotonic()
+            raise self._unreachable(problem) from problem
 
     def version(self) -> int:
         # pg_tables, not to_regclass: a name lookup may answer from this connection's catalog

@@ -13,6 +13,7 @@
     │   ├── OutputError                   the output folder cannot be written as asked
     │   ├── CredentialError               the API key cannot be sent as it is
     │   └── LedgerError                   the ledger cannot be opened, reached or used as asked
+    │       └── LedgerUnreachable         its database stopped answering (mid-run: journaled)
     ├── BudgetError              exit 3   a run would cost more than its budget
     └── ApiProblem               exit 1   how a request went, sorted by who pays (the runner decides)
         ├── Retryable                     not billed, worth trying again (429, 5xx, no connection)
@@ -43,6 +44,7 @@ __all__ = [
     "InputError",
     "JobFailed",
     "LedgerError",
+    "LedgerUnreachable",
     "Location",
     "OutputError",
     "OverlayError",
@@ -154,6 +156,11 @@ class CredentialError(InputError):
 class LedgerError(InputError):
     """The ledger cannot be opened or reached (a file, a PostgreSQL server), or a pool, a run or
     a worker it is asked about does not exist. Exit code 2: nothing was sent."""
+
+
+class LedgerUnreachable(LedgerError):
+    """The ledger's database (PostgreSQL) does not answer. At the start of a command nothing is
+    sent; mid-run no new request is, and what the jobs in flight write waits in a local journal."""
 
 
 class BudgetError(RenderError):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.client import Submitted
+from engine.errors import LedgerUnreachable
 from engine.ledger import NOT_SENT, SENDING, SUBMITTED, Ledger, new_run_id
 from engine.outputs import OutputStore
 from engine.plan import Job, Plan
@@ -38,6 +39,7 @@ class Journal:
         label: str,
         on_result: Callable[[Result], None],
         on_ended: Callable[[Job, Result], None] | None = None,
+        on_down: Callable[[LedgerUnreachable], None] | None = None,
     ) -> None:
         self.plan = plan
         self.ledger = ledger
@@ -45,6 +47,7 @@ class Journal:
         self.label = label
         self.on_result = on_result
         self.on_ended = on_ended
+        self.on_down = on_down
         self.run_id = new_run_id()
         self.results: list[Result] = []
         self._budget_usd: float | None = None
@@ -80,8 +83,12 @@ class Journal:
     def end(self, status: str, summary: RunSummary) -> None:
         """The run's status in the ledger, and ``runs/<run id>.json`` for its report."""
         self._syncs.shutdown(wait=True)
-        self.ledger.finish_run(
-            self.run_id, status, rate_limited=summary.rate_limited, learned_rpm=summary.learned_rpm
+        self._record(
+            "finish_run",
+            self.run_id,
+            status,
+            rate_limited=summary.rate_limited,
+            learned_rpm=summary.learned_rpm,
         )
         self.store.write_run(
             self.run_id,
@@ -108,7 +115,8 @@ class Journal:
 
     def row(self, job: Job, digest: str, status: str, reserved: float = 0.0, **fields: Any) -> None:
         """A job's row in the ledger, in one statement."""
-        self.ledger.job(
+        self._record(
+            "job",
             self.run_id,
             job.id,
             model=self.plan.spec.id,
@@ -142,7 +150,8 @@ class Journal:
 
     def queued(self, job: Job, digest: str, request: Submitted, *, attempts: int) -> None:
         """The request id on disk the moment it returns: a kill now means "poll it"."""
-        self.ledger.update(
+        self._record(
+            "update",
             self.run_id,
             job.id,
             attempts=attempts,
@@ -155,7 +164,8 @@ class Journal:
 
     def taken_over(self, job: Job, digest: str, request: Submitted, *, price: float) -> None:
         """A request an earlier run left queued: its money moves to this run's row."""
-        self.ledger.take_over(
+        self._record(
+            "take_over",
             self.run_id,
             job.id,
             model=self.plan.spec.id,
@@ -173,19 +183,47 @@ class Journal:
         self.row(job, digest, NOT_SENT, error=error)
 
     def update(self, job: Job, **fields: Any) -> None:
-        self.ledger.update(self.run_id, job.id, **fields)
+        self._record("update", self.run_id, job.id, **fields)
 
     def finish(self, job: Job, status: str, **fields: Any) -> None:
-        self.ledger.finish_job(self.run_id, job.id, status, **fields)
+        self._record("finish_job", self.run_id, job.id, status, **fields)
 
     def settle(
         self, job: Job, status: str, *, cost_usd: float | None, **fields: Any
     ) -> float | None:
-        """How the job's request ended, recorded once (see Ledger.settle_request)."""
-        return self.ledger.settle_request(self.run_id, job.id, status, cost_usd=cost_usd, **fields)
+        """How the job's request ended, recorded once (see Ledger.settle_request). Journaled while
+        the database does not answer, it counts its cost here; the replay decides again whether
+        another row recorded the request first."""
+        try:
+            return self.ledger.settle_request(
+                self.run_id, job.id, status, cost_usd=cost_usd, **fields
+            )
+        except LedgerUnreachable as down:
+            self._journal("settle_request", down, self.run_id, job.id, status, cost_usd=cost_usd, **fields)  # fmt: skip
+            return cost_usd
 
     def cost(self, job: Job) -> float:
-        return self.ledger.cost(self.run_id, job.id)
+        try:
+            return self.ledger.cost(self.run_id, job.id)
+        except LedgerUnreachable as down:
+            self._down(down)
+            return 0.0
+
+    def _record(self, call: str, *args: Any, **kwargs: Any) -> None:
+        """A write that records what happened: to the ledger, or, while its database does not
+        answer, to the local journal the next run replays (engine.pending)."""
+        try:
+            getattr(self.ledger, call)(*args, **kwargs)
+        except LedgerUnreachable as down:
+            self._journal(call, down, *args, **kwargs)
+
+    def _journal(self, call: str, down: LedgerUnreachable, *args: Any, **kwargs: Any) -> None:
+        self.ledger.pending.add(call, *args, **{k: _plain(v) for k, v in kwargs.items()})
+        self._down(down)
+
+    def _down(self, down: LedgerUnreachable) -> None:
+        if self.on_down is not None:
+            self.on_down(down)
 
     def ended(self, job: Job, result: Result, *, digest: str | None) -> None:
         """How the job ended: its manifest line (pushed to disk on one thread, off the event
@@ -233,6 +271,11 @@ class Journal:
             "values": job.values,
             "prompt": _prompt_of(job.payload),
         }
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON holds it (tuples as lists)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _texts_of(payload: dict[str, Any], plan: Plan) -> dict[str, str]:

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.database import Database, is_url, migration_lock, open_database
-from engine.settings import ledger_target
+from engine.pending import Pending
+from engine.settings import ledger_target, render_home
 
 __all__ = [
     "BILLED",
@@ -192,6 +193,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         worker TEXT,
         lease_until REAL,
         claims INTEGER NOT NULL DEFAULT 0,
+        size INTEGER NOT NULL DEFAULT 1,
         PRIMARY KEY (run_id, job_id)
     );
     CREATE INDEX queue_to_claim ON queue (run_id, state, seq);
@@ -228,7 +230,7 @@ def open_ledger(home: Path | None = None, *, create: bool = True) -> Ledger | No
     target = ledger_target(home)
     if not create and not is_url(target) and not Path(target).exists():
         return None
-    return Ledger(target)
+    return Ledger(target, home=home)
 
 
 def new_run_id() -> str:
@@ -314,13 +316,20 @@ class Ledger:
     every write is committed at once (a kill loses nothing written). ``migrate`` False opens it
     as it is (``render ledger migrate`` says what it would apply)."""
 
-    def __init__(self, target: str | Path, *, migrate: bool = True) -> None:
+    def __init__(
+        self, target: str | Path, *, migrate: bool = True, home: Path | None = None
+    ) -> None:
         self.db = open_database(target)
         self.where = self.db.where
         self.path = None if self.db.dialect == "postgresql" else Path(self.where)
+        # What runs journaled while this ledger's database did not answer (engine.pending), in
+        # RENDER_HOME: replayed now, before anything is decided from the ledger.
+        self.pending = Pending((home or render_home().path) / "pending", str(target))
+        self.replayed = 0
         if migrate:
             try:
                 self.migrate()
+                self.replayed = self.pending.replay(self)
             except BaseException:
                 self.db.close()
                 raise

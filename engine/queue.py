@@ -76,7 +76,7 @@ class Claim:
 
 @dataclass(frozen=True)
 class QueueCounts:
-    """A submitted run's jobs by queue state."""
+    """A submitted run's jobs by queue state (``expired``: claimed by a worker that is silent)."""
 
     queued: int
     claimed: int
@@ -128,8 +128,9 @@ class Queue:
             )
             for seq, group in enumerate(groups.values()):
                 self.db.execute(
-                    "INSERT INTO queue (run_id, job_id, seq, job, state) VALUES (?, ?, ?, ?, ?)",
-                    (run_id, group[0].id, seq, encode_jobs(group), QUEUED),
+                    "INSERT INTO queue (run_id, job_id, seq, job, state, size) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (run_id, group[0].id, seq, encode_jobs(group), QUEUED, len(group)),
                 )
 
     def submitted(self, run_id: str) -> dict[str, Any]:
@@ -227,6 +228,19 @@ class Queue:
         ).fetchone()
         return row is not None
 
+    def close_if_done(self, run_id: str) -> bool:
+        """The submitted run is done once no job of it is queued or claimed."""
+        left = self.db.execute(
+            "SELECT COUNT(*) FROM queue WHERE run_id = ? AND state <> ?", (run_id, DONE)
+        ).fetchone()[0]
+        if left:
+            return False
+        self.db.execute(
+            "UPDATE runs SET status = 'done', finished_at = ? WHERE id = ? AND status = 'queued'",
+            (_now(), run_id),
+        )
+        return True
+
     def next_expiry(self, run_id: str, worker: str) -> float | None:
         """When the first lease of another worker's claims on this run runs out (None: no other
         worker holds any)."""
@@ -240,7 +254,7 @@ class Queue:
         now = time.time()
         found = {QUEUED: 0, CLAIMED: 0, DONE: 0, "expired": 0}
         for state, expired, number in self.db.execute(
-            "SELECT state, CASE WHEN state = ? AND lease_until < ? THEN 1 ELSE 0 END, COUNT(*) "
+            "SELECT state, CASE WHEN state = ? AND lease_until < ? THEN 1 ELSE 0 END, SUM(size) "
             "FROM queue WHERE run_id = ? GROUP BY 1, 2",
             (CLAIMED, now, run_id),
         ).fetchall():

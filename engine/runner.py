@@ -23,14 +23,14 @@ from typing import Any, Literal, Protocol
 from engine.backends import Backend
 from engine.budget import Budget
 from engine.client import Finished, Output, SegmindClient, Submitted
-from engine.errors import Abort, Ambiguous, ApiProblem, JobFailed, Retryable
+from engine.errors import Abort, Ambiguous, ApiProblem, JobFailed, LedgerUnreachable, Retryable
 from engine.journal import Journal
 from engine.ledger import FAILED, HELD, SKIPPED, SUBMITTED, SUCCEEDED, UNFETCHED, UNKNOWN, Ledger
 from engine.outputs import OutputStore
 from engine.plan import Job, Plan
 from engine.polling import LatencyModel
 from engine.pools import Pools, stale_before
-from engine.ratelimit import Pace
+from engine.ratelimit import Pace, SharedPace, account_id
 from engine.results import Result, RunOptions, RunSummary
 from engine.retrying import RetryPolicy
 from engine.settle import body_sha256, model_slug, settle_row
@@ -166,6 +166,7 @@ class Runner:
             label=backend.label,
             on_result=options.on_result,
             on_ended=self.source.ended,
+            on_down=self._ledger_down,
         )
         # A pool, or a submitted run's budget, is shared with other processes: held in the ledger.
         shared = plan.budget_pool is not None or self.source.batch is not None
@@ -174,7 +175,17 @@ class Runner:
         self.triage = Triage.for_run(
             ledger, store, backend=backend, options=options, model=self.spec.id
         )
-        self.pace = Pace(options.rpm, window_s=options.rate_window_s)
+        self.pace = (
+            # The account's one pace, shared through the ledger with every process using its key.
+            SharedPace(
+                ledger,
+                account_id(backend.api_key, backend.base_url),
+                options.rpm,
+                window_s=options.rate_window_s,
+            )
+            if backend.charges
+            else Pace(options.rpm, window_s=options.rate_window_s)
+        )
         self.retry = RetryPolicy(options, self.pace)
         self.uploads = Uploads(client, ledger, host=self.triage.storage, retrying=self.retry.call)
         self.latency = LatencyModel(self.spec.latency_s)
@@ -242,10 +253,29 @@ class Runner:
         """Say the run is alive, a few times a lease: its holds and claims stay its own."""
         while True:
             await asyncio.sleep(self.options.lease_s / 3)
-            await asyncio.to_thread(self.source.renew, self.run_id)
+            try:
+                await asyncio.to_thread(self.source.renew, self.run_id)
+            except LedgerUnreachable as down:
+                self._ledger_down(down)  # the next beat tries again
+
+    def _ledger_down(self, down: LedgerUnreachable) -> None:
+        """The ledger's database stopped answering: no new request goes out (none could be
+        recorded as sent first); what is in flight finishes, journaled locally if it must be."""
+        if self.stop is None:
+            self.stop = (
+                f"{down}; nothing more is sent, and what was in flight is recorded when it "
+                "answers again, or by the next run"
+            )
+
+    async def _taken(self) -> Job | None:
+        try:
+            return await self.source.take(stopping=bool(self.stop) or self._pool_spent)
+        except LedgerUnreachable as down:
+            self._ledger_down(down)
+            return None
 
     async def _worker(self) -> None:
-        while (job := await self.source.take(stopping=bool(self.stop) or self._pool_spent)) is not None:  # fmt: skip
+        while (job := await self._taken()) is not None:
             if self.stop:
                 stopped = Result(job=job.id, status="not-sent", error=f"not sent: {self.stop}")
                 self.journal.ended(job, stopped, digest=None)
@@ -255,10 +285,15 @@ class Runner:
     async def _job(self, job: Job) -> None:
         digest = payload_sha256(job, self.triage.digests)
         twin = self._twins.get(digest)
-        if twin is not None:
-            result = await self._copy_of(job, digest, await asyncio.shield(twin))
-        else:
-            result = await self._first_of_its_payload(job, digest)
+        try:
+            if twin is not None:
+                result = await self._copy_of(job, digest, await asyncio.shield(twin))
+            else:
+                result = await self._first_of_its_payload(job, digest)
+        except LedgerUnreachable as down:
+            # Raised only before a request leaves (after, writes wait in the local journal).
+            self._ledger_down(down)
+            result = Result(job=job.id, status="not-sent", error=f"not sent: {self.stop}")
         self.journal.ended(job, result, digest=digest)
 
     async def _first_of_its_payload(self, job: Job, digest: str) -> Result:

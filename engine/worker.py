@@ -16,6 +16,7 @@ import socket
 import time
 from collections import deque
 
+from engine.errors import LedgerUnreachable
 from engine.plan import Job
 from engine.queue import Queue
 from engine.results import Result
@@ -97,11 +98,17 @@ class QueueJobs:
         if remaining:
             return
         del self._open[head]
-        if head in self._decided:
-            self._decided.discard(head)
-            self.queue.done(self.batch, head, self._run_id)
-        else:
-            self.queue.put_back(self.batch, head, self._run_id)
+        decided = head in self._decided
+        self._decided.discard(head)
+        try:
+            if decided:
+                self.queue.done(self.batch, head, self._run_id)
+            else:
+                self.queue.put_back(self.batch, head, self._run_id)
+        except LedgerUnreachable:
+            # The claim's lease runs out instead: a worker that takes the group again finds how
+            # it ended in the ledger (once the journal is replayed) and does not render it twice.
+            pass
 
     def renew(self, run_id: str) -> None:
         self.queue.renew(run_id, lease_s=self.lease_s)

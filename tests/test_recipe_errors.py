@@ -36,7 +36,7 @@ SCENECRAFT_PARAMS = (
     "image, prompt, aspect_ratio, dropshadow, guidance_scale, image_format, image_quality, "
     "megapixel, negative_prompt, scale, seed, steps, upscale, x_value, y_value"
 )
-RECIPE_FIELDS = "name, model, budget_usd, vars, matrix, include, exclude, params, output, price_usd, max_jobs, image_root"
+RECIPE_FIELDS = "name, model, budget_usd, budget_pool, vars, matrix, include, exclude, params, output, price_usd, max_jobs, image_root"
 MODELS = "ai-product-photography, consistent-character, furniture-staging, scenecraft, sd1.5-scifi"
 FOUR_JOBS = "[4 jobs: sofa/cozy, sofa/loft, lamp/cozy, …]"
 
