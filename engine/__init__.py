@@ -20,6 +20,8 @@ if TYPE_CHECKING:
         ImageError,
         InputError,
         JobFailed,
+        LedgerError,
+        LedgerUnreachable,
         Location,
         OutputError,
         OverlayError,
@@ -35,8 +37,11 @@ if TYPE_CHECKING:
         YamlError,
     )
     from engine.executor import execute
+    from engine.ledger import Ledger, open_ledger
     from engine.localimage import LocalImage
     from engine.plan import Job, Plan, PlanProblem, build_plan
+    from engine.pools import Pool, Pools
+    from engine.queue import Queue
     from engine.recipe import Recipe, RecipeFile, load_recipe
     from engine.results import CassetteUse, Result, RunOptions, RunSummary
     from engine.simulator import SimulatorConfig, create_app
@@ -56,6 +61,9 @@ __all__ = [
     "InputError",
     "Job",
     "JobFailed",
+    "Ledger",
+    "LedgerError",
+    "LedgerUnreachable",
     "LocalImage",
     "Location",
     "Note",
@@ -65,7 +73,10 @@ __all__ = [
     "PayloadError",
     "Plan",
     "PlanProblem",
+    "Pool",
+    "Pools",
     "Problem",
+    "Queue",
     "Recipe",
     "RecipeError",
     "RecipeFile",
@@ -92,6 +103,7 @@ __all__ = [
     "load_recipe",
     "load_spec",
     "load_spec_file",
+    "open_ledger",
     "payload_violations",
     "preview_backend",
     "replay_backend",
@@ -102,6 +114,9 @@ _HOMES = {
     "engine.docimport": ("ImportResult", "Note", "generate_spec", "import_page", "import_text"),
     "engine.backends": ("Backend", "preview_backend", "replay_backend", "segmind_backend"),
     "engine.executor": ("execute",),
+    "engine.ledger": ("Ledger", "open_ledger"),
+    "engine.pools": ("Pool", "Pools"),
+    "engine.queue": ("Queue",),
     "engine.plan": ("Job", "Plan", "PlanProblem", "build_plan"),
     "engine.recipe": ("Recipe", "RecipeFile", "load_recipe"),
     "engine.results": ("CassetteUse", "Result", "RunOptions", "RunSummary"),
@@ -115,6 +130,8 @@ _HOMES = {
         "ImageError",
         "InputError",
         "JobFailed",
+        "LedgerError",
+        "LedgerUnreachable",
         "Location",
         "OutputError",
         "OverlayError",

@@ -170,9 +170,10 @@ class SharedPace(Pace):
         rpm: int | None = None,
         *,
         window_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        super().__init__(rpm, window_s=window_s, clock=time.time, sleep=sleep)
+        super().__init__(rpm, window_s=window_s, clock=clock, sleep=sleep)
         self.ledger = ledger
         self.account = account
 

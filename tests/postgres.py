@@ -282,8 +282,11 @@ class Cluster:
 
 
 def start_session_cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
-    """A started cluster in a new folder of pytest's temp folders; the caller stops it."""
-    cluster = Cluster(tmp_path_factory.mktemp("postgres"))
+    """A started cluster in a new folder of the system's temp folder (not pytest's: another
+    pytest session on the machine closes its folders to other users as it starts, and the server
+    runs as another user); the caller stops it and removes ``cluster.directory``."""
+    del tmp_path_factory
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix="render-pg-")))
     cluster.start()
     return cluster
 

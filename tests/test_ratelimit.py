@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from pathlib import Path
 
 import pytest
 
-from engine.ratelimit import Pace
+from engine.ledger import Ledger
+from engine.ratelimit import Pace, SharedPace, account_id
 
 
 class _Time:
@@ -108,3 +110,65 @@ def test_a_429_whose_reset_is_within_a_second_teaches_nothing() -> None:
     assert pace.limited(retry_after=0.6) is False
     assert (pace.learned, pace.limited_count) == (None, 1)
     assert _starts(pace, clock, 1) == [1000.0]
+
+
+# --- one pace per account, shared through the ledger (issue 14) ----------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.sqlite")
+    return str(request.getfixturevalue("pg_url"))
+
+
+def test_two_processes_on_one_key_take_turns_at_the_accounts_rate(ledger_target: str) -> None:
+    """Two paces (two processes) on one account: together they are spaced as one run would be."""
+    clock = _Time()
+    first, second = Ledger(ledger_target), Ledger(ledger_target)
+    account = account_id("sk-team", "http://127.0.0.1:1")
+    paces = [
+        SharedPace(book, account, 30, clock=clock, sleep=clock.sleep) for book in (first, second)
+    ]
+
+    async def go() -> list[float]:
+        moments = []
+        for pace in paces * 3:  # alternately, as two processes would
+            await pace.wait()
+            moments.append(clock.now)
+            pace.accepted()
+        return moments
+
+    moments = asyncio.run(go())
+    gaps = [b - a for a, b in itertools.pairwise(moments)]
+    assert all(abs(gap - 2.04) < 1e-9 for gap in gaps)
+    first.close()
+    second.close()
+
+
+def test_what_one_process_learns_from_a_429_paces_the_other(ledger_target: str) -> None:
+    clock = _Time()
+    first, second = Ledger(ledger_target), Ledger(ledger_target)
+    account = account_id("sk-team", "http://127.0.0.1:1")
+    one = SharedPace(first, account, clock=clock, sleep=clock.sleep)
+    other = SharedPace(second, account, clock=clock, sleep=clock.sleep)
+    for _ in range(10):
+        one.accepted()
+    assert one.limited(30.0) is True
+    assert other.rpm is None  # not read until its next turn
+    asyncio.run(other.wait())
+    assert other.learned == 10.0
+    assert clock.now == 1030.0  # it waited for the reset the 429 gave
+    stored = first.db.execute("SELECT account, state FROM paces").fetchall()
+    assert [row[0] for row in stored] == [account]
+    assert "sk-team" not in stored[0][1]
+    first.close()
+    second.close()
+
+
+def test_an_account_is_named_by_a_hash_of_its_key_and_host() -> None:
+    name = account_id("sk-team", "https://api.segmind.com")
+    assert len(name) == 32
+    assert "sk-team" not in name
+    assert name != account_id("sk-team", "http://127.0.0.1:8765")
+    assert name != account_id("sk-other", "https://api.segmind.com")
