@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from engine.docimport import Note
     from engine.ledger import Ledger, RunRow, Spend
     from engine.plan import Plan
+    from engine.pools import PoolUse
     from engine.progress import ProgressModel
     from engine.results import RecordMode, Result, RunOptions, RunSummary
     from engine.settings import Home
@@ -468,6 +469,7 @@ def _show_plans(
                 backend=backend,
                 concurrency=options.concurrency,
                 rpm=options.rpm,
+                pool=_pool_use(p),
             )
             for p, o in pairs
         )
@@ -557,6 +559,26 @@ def _gate(plan: Plan, outlook: Outlook, *, yes: bool) -> None:
     question = check_spend(plan, outlook, confirmed=yes, can_ask=sys.stdin.isatty())
     if question is not None and not click.confirm(f"{plan.recipe}: {question}", err=True):
         raise InputError("not confirmed: nothing was sent")
+
+
+def _pool_use(plan: Plan) -> PoolUse | str | None:
+    """The plan's pool as the ledger has it now (a string: why the run would be refused)."""
+    from engine.errors import LedgerError
+    from engine.ledger import open_ledger
+    from engine.pools import Pools
+
+    if plan.budget_pool is None:
+        return None
+    book = open_ledger(_home().path, create=False)
+    if book is None:
+        return f"{plan.budget_pool}: no such pool yet (`render budget set {plan.budget_pool} USD`)"
+    try:
+        pools = Pools(book)
+        return pools.use(pools.need(plan.budget_pool))
+    except LedgerError as problem:
+        return str(problem)
+    finally:
+        book.close()
 
 
 def _check_pool(plan: Plan, outlook: Outlook) -> None:

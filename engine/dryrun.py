@@ -8,11 +8,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.formatting import count, money, seconds_text
 from engine.plan import Plan, PlanProblem
 from engine.triage import Decision, Outlook
+
+if TYPE_CHECKING:
+    from engine.pools import PoolUse
 
 __all__ = ["TABLE_LIMIT", "describe_plan", "money", "plan_json", "seconds_text"]
 
@@ -52,9 +55,11 @@ def describe_plan(
     backend: str,
     concurrency: int,
     rpm: int | None,
+    pool: PoolUse | str | None = None,
 ) -> str:
     """The dry-run report of one plan, as plain text lines; ``backend`` is the ledger's label of
-    the backend the run would use (what is "already rendered" depends on it)."""
+    the backend the run would use (what is "already rendered" depends on it); ``pool``: the
+    budget pool the plan names, as the ledger has it (a string: why it has none)."""
     lines = [f"{plan.recipe} ({plan.recipe_path}) · {plan.model} · {_jobs(plan)}"]
     lines.append(f"outputs → {out_dir}/ · backend {_backend(backend)}")
     if plan.jobs:
@@ -68,6 +73,8 @@ def describe_plan(
             f"uploads {count(outlook.uploads, 'local image')} to Segmind Storage (once; sent as URLs)"
         )
     lines.append(f"cost    {_cost_line(plan, outlook)}")
+    if pool is not None:
+        lines.append(f"pool    {_pool_line(pool, outlook)}")
     seconds = plan.estimated_seconds(concurrency=concurrency, rpm=rpm, jobs=outlook.send)
     limits = f"concurrency {concurrency}" + (f", {rpm} requests a minute" if rpm else "")
     if seconds is None:
@@ -79,6 +86,15 @@ def describe_plan(
         lines.append("")
         lines += _errors(plan.errors)
     return "\n".join(lines)
+
+
+def _pool_line(pool: PoolUse | str, outlook: Outlook) -> str:
+    if isinstance(pool, str):
+        return pool
+    line = f"{pool.pool.describe()}: {money(pool.left_usd)} left"
+    if outlook.cost_usd is not None and outlook.cost_usd > pool.left_usd:
+        line += " (less than this run's cost: jobs stop when it runs out)"
+    return line
 
 
 def _backend(label: str) -> str:

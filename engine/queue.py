@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ from engine.triage import payload_sha256
 __all__ = ["Claim", "Queue", "QueueCounts", "decode_jobs", "encode_jobs"]
 
 QUEUED, CLAIMED, DONE = "queued", "claimed", "done"
+# How `render status` says a job's newest row: held is the unknown of another row; sending and
+# submitted are in flight (or, for a worker that died, unknown until a worker takes them over).
+_OUTCOME = {"held": "unknown", "sending": "in flight", "submitted": "in flight"}
 # Ledger states that end a job: a reclaimed job with one of these was finished by its dead worker.
 _ENDED = ("succeeded", "skipped", "unfetched", "failed")
 
@@ -291,8 +295,5 @@ class Queue:
             "WHERE runs.batch = ? AND runs.id <> ? ORDER BY jobs.rowid",
             (run_id, run_id),
         ).fetchall()
-        newest = dict(rows)
-        found: dict[str, int] = {}
-        for status in newest.values():
-            found[status] = found.get(status, 0) + 1
-        return found
+        newest: dict[str, str] = {str(job): str(status) for job, status in rows}
+        return dict(Counter(_OUTCOME.get(status, status) for status in newest.values()))
