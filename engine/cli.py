@@ -1733,6 +1733,7 @@ def _work_on(
     model = ProgressModel(plan, label=backend.label, charges=backend.charges)
 
     def said(result: Result) -> None:
+        model.update(result)
         click.echo(model.line(result), err=True)
 
     def source(ledger: Ledger) -> QueueJobs:

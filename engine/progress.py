@@ -127,7 +127,8 @@ class ProgressModel:
         if summary.aborted:
             lines.append(f"  stopped  {summary.aborted}: nothing more was sent")
         if summary.budget_reached:
-            lines.append("  stopped  the budget is reached: the jobs left were not sent")
+            reason = summary.budget_reason or "the budget is reached: the jobs left were not sent"
+            lines.append(f"  stopped  {reason}")
         failures = [r for r in summary.results if r.status in {"failed", "unknown", "unfetched"}]
         for result in failures[:5]:
             lines.append(f"  {result.status:<8} {result.job}: {_first_line(result.error)}")

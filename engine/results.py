@@ -46,6 +46,8 @@ class RunSummary(BaseModel):
     aborted: str | None
     budget_reached: bool
     interrupted: bool
+    # What the budget that stopped jobs was (a pool, a submitted run's budget); None: the run's.
+    budget_reason: str | None = None
     seconds: float
     # What the run wrote to its cassette, in words (None: no cassette, or nothing written).
     cassette: str | None = None

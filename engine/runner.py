@@ -193,6 +193,7 @@ class Runner:
         self.budget_reached = False
         # A pool (or a submitted run's budget) refused a job: a queue's worker takes no more.
         self._pool_spent = False
+        self._budget_reason: str | None = None
         self._twins: dict[str, asyncio.Future[Result]] = {}
         self._charged: list[tuple[float, float]] = []
         # Request history's listings, read once a run however many unknown jobs they settle.
@@ -239,6 +240,7 @@ class Runner:
             unknown_usd=round(self.budget.unknown_usd + self.carried.unknown_usd, 6),
             aborted=self.stop,
             budget_reached=self.budget_reached,
+            budget_reason=self._budget_reason,
             interrupted=interrupted,
             seconds=seconds,
             rate_limited=self.pace.limited_count,
@@ -393,6 +395,12 @@ class Runner:
             if refused is not None:
                 self.budget.release(held)
                 self.budget_reached = self._pool_spent = True
+                left = (
+                    "the jobs left stay queued (raise it, then `render work` again)"
+                    if self.source.batch is not None
+                    else "the jobs left were not sent"
+                )
+                self._budget_reason = self._budget_reason or f"{refused}: {left}"
                 return Result(job=job.id, status="not-sent", error=f"not sent: {refused}")
             hold.pools, hold.key = self.pools, (self.run_id, job.id)
         return await self._send(job, digest, hold)
