@@ -1416,29 +1416,67 @@ def specs_import(page: Path, overlay: Path | None, output: Path | None) -> None:
     click.echo(f"wrote {output}", err=True)
 
 
+@specs.command("add")
+@click.argument("page", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--id", "spec_id", metavar="ID", help="The spec's id (default: the model's slug).")
+@_handles_errors
+def specs_add(page: Path, spec_id: str | None) -> None:
+    """Import a Segmind API PAGE into your spec folder, so a recipe can name the model at once."""
+    from engine.addspec import add_spec
+    from engine.formatting import about_seconds, count, money
+
+    added = add_spec(page, spec_id=spec_id)
+    _warn(added.notes, page.name)
+    spec = added.spec
+    click.echo(
+        f"added {spec.id} ({spec.title}) to {added.path}: POST {spec.endpoint} ({spec.protocol}, "
+        f"returns {spec.response}), {money(spec.price_usd)} a call, latency "
+        f"{about_seconds(spec.latency_s)}, {count(len(spec.params), 'parameter')}"
+    )
+    if added.replaces_shipped:
+        click.echo(f"note: it replaces the spec {spec.id} shipped with render", err=True)
+    doubts = f"{count(len(added.notes), 'warning')} above" if added.notes else "no warnings"
+    made = "wrote an empty overlay" if added.overlay_created else "applied the overlay"
+    click.echo(
+        f"  {doubts}; {made} {added.overlay}: correct a field there, then add the page again"
+    )
+    click.echo(f"  a recipe names it as `model: {spec.id}` (`render specs show {spec.id}`)")
+
+
 @specs.command("list")
 @_handles_errors
 def specs_list() -> None:
-    """List the specs a recipe can name as its `model`."""
+    """List the specs a recipe can name as its `model`, and where each comes from."""
     from rich.table import Table
 
     from engine.formatting import about_seconds, money
-    from engine.specs import available_specs, load_spec
+    from engine.settings import user_specs_dir
+    from engine.specs import available_specs, load_spec, shipped_specs_dir
 
+    shipped, added = shipped_specs_dir(), user_specs_dir()
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("id", "title", "protocol", "price/call", "latency", "params"):
+    for column in ("id", "title", "protocol", "returns", "price/call", "latency", "params", "source"):  # fmt: skip
         table.add_column(column)
-    for spec_id in available_specs():
+    for spec_id, path in available_specs().items():
         spec = load_spec(spec_id)
         table.add_row(
             spec.id,
             spec.title,
             spec.protocol,
+            spec.response,
             money(spec.price_usd),
             about_seconds(spec.latency_s),
             str(len(spec.params)),
+            _spec_source(path.parent, shipped=shipped, added=added),
         )
     _console().print(table)
+    click.echo(f"added: in {added} (`render specs add PAGE` writes there)")
+
+
+def _spec_source(folder: Path, *, shipped: Path | None, added: Path) -> str:
+    if folder == shipped:
+        return "shipped"
+    return "added" if folder == added else str(folder)
 
 
 @specs.command("show")

@@ -6,7 +6,8 @@
   working folder shares one ledger and a run from another folder never pays again. A ``.render/``
   in the working folder (the default of earlier versions) is still used, and said so.
 - ``SEGMIND_API_KEY`` and ``SEGMIND_BASE_URL``: the account and the host that stands in for Segmind.
-- ``RENDER_SPECS_PATH``: folders of model specs, searched before the ones shipped with render.
+- ``RENDER_SPECS_PATH``: folders of model specs, searched before the ones shipped with render; the
+  first is where ``render specs add`` writes (without it: ``specs/`` in RENDER_HOME).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "render_home",
     "segmind_hosts",
     "specs_path",
+    "user_specs_dir",
 ]
 
 DEFAULT_BASE_URL = "https://api.segmind.com"
@@ -87,6 +89,13 @@ def ledger_url() -> str | None:
 def ledger_target(home: Path | None = None) -> str:
     """Where the ledger is: ``RENDER_LEDGER_URL``, else the SQLite file in ``home`` (RENDER_HOME)."""
     return ledger_url() or str(ledger_path(home))
+
+
+def user_specs_dir() -> Path:
+    """The user's spec folder: the first folder of ``RENDER_SPECS_PATH``, else ``specs/`` in
+    RENDER_HOME (where ``render specs add`` writes, and the first place specs are looked up)."""
+    named = specs_path()
+    return named[0] if named else render_home().path / "specs"
 
 
 def specs_path() -> list[Path]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import SpecError, problems_of
-from engine.settings import specs_path
+from engine.settings import specs_path, user_specs_dir
 from engine.suggest import did_you_mean
 from engine.yamlfile import LocatedYaml, dump_yaml, load_yaml
 
@@ -120,7 +120,7 @@ class Spec(BaseModel):
     endpoint: str = Field(pattern=r"^/\S+$")
     protocol: Literal["sync", "async", "workflow"]
     auth: Literal["x-api-key", "bearer"]
-    response: Literal["image", "json"]
+    response: Literal["image", "json", "video", "audio"]
     price_usd: float | None = Field(default=None, ge=0)
     latency_s: float | None = Field(default=None, ge=0)
     source: str
@@ -161,14 +161,20 @@ def _param_dict(param: Param) -> dict[str, Any]:
     return data
 
 
-def spec_dirs() -> list[Path]:
-    """Where specs are looked up: ``RENDER_SPECS_PATH`` folders first, then the ones shipped."""
-    extra = specs_path()
+def shipped_specs_dir() -> Path | None:
+    """The specs shipped with render."""
     here = Path(__file__).resolve().parent
     # A wheel carries the specs inside the package; a checkout (and an editable install) has them
     # beside it.
     shipped = [d for d in (here / "_specs", here.parent / "specs") if d.is_dir()]
-    return extra + shipped[:1]
+    return shipped[0] if shipped else None
+
+
+def spec_dirs() -> list[Path]:
+    """Where specs are looked up: ``RENDER_SPECS_PATH`` folders first, else the user's spec
+    folder (``render specs add`` writes there), then the ones shipped."""
+    shipped = shipped_specs_dir()
+    return [user_specs_dir()] + specs_path()[1:] + ([shipped] if shipped is not None else [])
 
 
 def available_specs() -> dict[str, Path]:

@@ -23,6 +23,9 @@ from engine.results import Result
 
 __all__ = ["QueueJobs", "worker_name"]
 
+# How often a worker with nothing to claim looks whether the other workers have finished.
+_LOOK_AGAIN_S = 2.0
+
 
 def worker_name() -> str:
     """Who works: this machine and process, as `render status` lists workers."""
@@ -68,9 +71,9 @@ class QueueJobs:
                 if expiry is None:
                     self._empty = True
                     return None
-                # Other workers hold the rest: wait for them to end it, or for a lease of one
-                # that died to run out (its jobs are then this worker's to take).
-                await asyncio.sleep(min(max(expiry - time.time(), 0.05), self.lease_s / 3))
+                # Other workers hold the rest: wait for them to end it (looked at every couple of
+                # seconds), or for a lease of one that died to run out (its jobs are then ours).
+                await asyncio.sleep(min(max(expiry - time.time(), 0.05), _LOOK_AGAIN_S))
                 continue
             (claim,) = claims
             head = claim.jobs[0].id
