@@ -28,6 +28,7 @@ import httpx
 
 from engine.errors import Abort, Ambiguous, ImageError, JobFailed, Retryable
 from engine.localimage import LocalImage, image_kind, read_image
+from engine.media import sniff_extension
 from engine.specs import Spec
 
 __all__ = [
@@ -48,6 +49,16 @@ _EXTENSIONS = {
     "image/png": ".png",
     "image/webp": ".webp",
     "image/gif": ".gif",
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+    "video/quicktime": ".mov",
+    "audio/mpeg": ".mp3",
+    "audio/wav": ".wav",
+    "audio/x-wav": ".wav",
+    "audio/wave": ".wav",
+    "audio/ogg": ".ogg",
+    "audio/flac": ".flac",
+    "audio/mp4": ".m4a",
 }
 # The longest any rate limit's reset time is believed: a wrong clock or format must not stall a run.
 MAX_RATE_WAIT_S = 120.0
@@ -265,10 +276,11 @@ class SegmindClient:
 
     def _sync_result(self, response: httpx.Response, meta: _Meta) -> Finished:
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type.startswith("image/") or (
-            not content_type.endswith("json") and image_kind(response.content)
+        if content_type.startswith(("image/", "video/", "audio/")) or (
+            not content_type.endswith("json") and sniff_extension(response.content)
         ):
-            # Image bytes, whatever the content type says (a generic binary type happens).
+            # A picture's (a video's, a sound's) bytes, whatever the content type says (a
+            # generic binary type happens).
             output = Output(response.content, _extension(response, ""))
             return Finished(
                 (output,),
@@ -453,7 +465,7 @@ def _found(value: Any) -> tuple[tuple[str, ...], tuple[Output, ...]]:
                 data = base64.b64decode(item.split(",", 1)[-1], validate=True)
             except ValueError:
                 continue
-            if image_kind(data):
+            if sniff_extension(data):
                 inline.append(Output(data, _sniff(data)))
     return tuple(urls), tuple(inline)
 
@@ -607,5 +619,4 @@ def _extension(response: httpx.Response, url: str) -> str:
 
 
 def _sniff(data: bytes) -> str:
-    kind = image_kind(data)
-    return {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "gif": ".gif"}.get(kind or "", ".bin")
+    return sniff_extension(data) or ".bin"

@@ -28,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from engine.errors import InputError
 from engine.files import atomic_write
 from engine.formatting import count, money, seconds_text
+from engine.media import media_kind
 from engine.outputs import OutputStore
 from engine.pages import render_page
 from engine.shots import RUNS, run_record
@@ -112,6 +113,8 @@ def _thumbnail(out_dir: Path, output: str) -> str | None:
     """Make the thumbnail of one output, once; a note when it cannot be made."""
     source = out_dir / output
     target = out_dir / THUMBS / Path(output).with_suffix(".jpg")
+    if media_kind(source.suffix) in {"video", "audio"}:
+        return None  # the sheet plays it
     if not source.exists() or (
         target.exists() and target.stat().st_mtime >= source.stat().st_mtime
     ):
@@ -194,6 +197,7 @@ class _Cell:
     href: str | None
     thumb: str | None
     note: str | None
+    media: str | None  # image, video or audio: how the sheet shows the first output
     more: list[str]
     error: str | None
     texts: list[tuple[str, str]]  # each text parameter and its rendered value, the prompt first
@@ -396,6 +400,7 @@ def _cell(entry: Mapping[str, Any], run: Mapping[str, Any], notes: Mapping[str, 
         href=first,
         thumb=(Path(THUMBS) / Path(first).with_suffix(".jpg")).as_posix() if first else None,
         note=notes.get(first) if first else None,
+        media=media_kind(Path(first).suffix) if first else None,
         more=outputs[1:],
         error=_text(error) if error else None,
         texts=_texts(entry),

@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.simulator.compositor import Rendered, render_preview
+from engine.simulator.media import preview_audio, preview_video
 from engine.simulator.config import SimulatorConfig
 from engine.simulator.ratewindow import RESET_HEADER, format_reset
 from engine.simulator.records import Records
@@ -135,6 +136,11 @@ class Simulator:
 
     async def render(self, spec: Spec, payload: Mapping[str, Any]) -> list[Rendered]:
         count = self.samples(payload)
+        # A model that answers a sound or a video gets a placeholder of that kind (media.py).
+        if spec.response == "audio":
+            return [Rendered(preview_audio(payload), "audio/wav", ".wav")] * count
+        if spec.response == "video":
+            return [Rendered(preview_video(), "video/webm", ".webm")] * count
         if self.config.images == "tiny":
             return [Rendered(_TINY_PNG, "image/png", ".png")] * count
 
