@@ -23,10 +23,15 @@ def test_specs_list_shows_the_five_specs() -> None:
     code, out, _ = run("specs", "list")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["id", "title", "protocol", "price/call", "latency", "params"]
-    assert [line.split()[0] for line in lines[1:]] == sorted(SPEC_IDS)
+    assert lines[0].split() == [
+        "id", "title", "protocol", "returns", "price/call", "latency", "params", "source"
+    ]  # fmt: skip
+    assert [line.split()[0] for line in lines[1:-1]] == sorted(SPEC_IDS)
+    assert all(line.split()[-1] == "shipped" for line in lines[1:-1])
     assert "unpriced" in next(line for line in lines if line.startswith("sd1.5-scifi"))
     assert "$0.339" in next(line for line in lines if line.startswith("scenecraft"))
+    assert lines[-1].startswith("added: in ")
+    assert lines[-1].endswith("/render/specs (`render specs add PAGE` writes there)")
 
 
 def test_specs_show_prints_what_a_recipe_writer_needs() -> None:
