@@ -70,7 +70,8 @@ def _handles_errors(func: Callable[P, R]) -> Callable[P, R]:
         from engine.errors import RenderError
 
         try:
-            return func(*args, **kwargs)
+            with _ledger_named():
+                return func(*args, **kwargs)
         except RenderError as exc:
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
@@ -80,22 +81,36 @@ def _handles_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+_LEDGER_KEY = "render.ledger"
+
+
 def _set_ledger(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    """``--ledger``: RENDER_LEDGER_URL for this command (the settings read it), as it was after."""
+    """``--ledger``: kept on the context until the command runs (a later option may be refused,
+    and then nothing must have changed)."""
+    if value:
+        ctx.meta[_LEDGER_KEY] = value
+
+
+@contextmanager
+def _ledger_named() -> Iterator[None]:
+    """RENDER_LEDGER_URL as ``--ledger`` named it, while the command runs (the settings read it),
+    then as it was."""
     import os
 
+    ctx = click.get_current_context(silent=True)
+    value = ctx.meta.get(_LEDGER_KEY) if ctx is not None else None
     if not value:
+        yield
         return
     before = os.environ.get("RENDER_LEDGER_URL")
     os.environ["RENDER_LEDGER_URL"] = value
-
-    def restore() -> None:
+    try:
+        yield
+    finally:
         if before is None:
             os.environ.pop("RENDER_LEDGER_URL", None)
         else:
             os.environ["RENDER_LEDGER_URL"] = before
-
-    ctx.call_on_close(restore)
 
 
 _ledger_option = click.option(
@@ -455,6 +470,7 @@ def _show_plans(
     from engine.dryrun import describe_plan, plan_json, within_budget
 
     pairs = list(zip(plans, outlooks, strict=True))
+    pools = [_pool_use(plan) for plan in plans]
     if as_json:
         objects = [
             plan_json(p, o, out_dir=_out_dir(out, p.recipe), backend=backend) for p, o in pairs
@@ -469,12 +485,14 @@ def _show_plans(
                 backend=backend,
                 concurrency=options.concurrency,
                 rpm=options.rpm,
-                pool=_pool_use(p),
+                pool=pool,
             )
-            for p, o in pairs
+            for (p, o), pool in zip(pairs, pools, strict=True)
         )
         click.echo("\n\n".join(described))
-    if any(plan.errors for plan in plans):
+    # A pool that does not exist refuses a paid run (a preview renders, and says so).
+    refused = backend.startswith("segmind") and any(isinstance(pool, str) for pool in pools)
+    if any(plan.errors for plan in plans) or refused:
         sys.exit(EXIT["invalid_input"])
     if any(within_budget(p, o) is False for p, o in pairs):
         sys.exit(EXIT["budget"])
@@ -571,7 +589,8 @@ def _pool_use(plan: Plan) -> PoolUse | str | None:
         return None
     book = open_ledger(_home().path, create=False)
     if book is None:
-        return f"{plan.budget_pool}: no such pool yet (`render budget set {plan.budget_pool} USD`)"
+        name = plan.budget_pool
+        return f"no budget pool '{name}' yet: create it with `render budget set {name} USD`"
     try:
         pools = Pools(book)
         return pools.use(pools.need(plan.budget_pool))
@@ -581,7 +600,7 @@ def _pool_use(plan: Plan) -> PoolUse | str | None:
         book.close()
 
 
-def _check_pool(plan: Plan, outlook: Outlook) -> None:
+def _check_pool(plan: Plan, outlook: Outlook, *, charges: bool = True) -> None:
     """The recipe's pool must exist (a LedgerError says which there are); a run that would spend
     more than it has left is said so: the pool stops it there."""
     from engine.formatting import money
@@ -592,7 +611,7 @@ def _check_pool(plan: Plan, outlook: Outlook) -> None:
     with _ledger() as book:
         pools = Pools(book)
         use = pools.use(pools.need(plan.budget_pool))
-    if outlook.cost_usd is not None and outlook.cost_usd > use.left_usd:
+    if charges and outlook.cost_usd is not None and outlook.cost_usd > use.left_usd:
         click.echo(
             f"note: {plan.recipe}: {use.pool.describe()} has {money(use.left_usd)} left, less "
             f"than the {money(outlook.cost_usd)} this run would spend: jobs stop when it runs out",
@@ -604,12 +623,15 @@ def _would_refuse(plan: Plan, options: RunOptions, *, out_dir: Path) -> None:
     """A preview renders whatever it costs on Segmind; it says when Segmind's run would be refused."""
     from engine.backends import segmind_backend
     from engine.budget import check_spend
-    from engine.errors import RenderError
+    from engine.errors import InputError, RenderError
     from engine.settings import base_url
 
     outlook = _outlook(plan, out_dir, segmind_backend("", base_url=base_url()), options)
     try:
         check_spend(plan, outlook, confirmed=True)
+        pool = _pool_use(plan)
+        if isinstance(pool, str):
+            raise InputError(pool)
     except RenderError as refusal:
         reason = str(refusal).removeprefix(f"{plan.recipe_path}: ")
         click.echo(
@@ -1655,7 +1677,7 @@ def submit(
         _show_plans([plan], [outlook], out=None, backend=chosen.label, as_json=False, options=options)  # fmt: skip
     if chosen.charges:
         _gate(plan, outlook, yes=yes)
-        _check_pool(plan, outlook)
+    _check_pool(plan, outlook, charges=chosen.charges)
     run_id = new_run_id()
     with _ledger() as book:
         Queue(book).submit(
@@ -1731,16 +1753,17 @@ def work(
     while True:
         with _ledger() as book:
             queue = Queue(book)
-            target = run_id or queue.next_run()
+            target = run_id or queue.next_run(backend=chosen.label)
             if target is None:
                 break
             submitted = queue.submitted(target)
             plan = queue.plan(target)
+            left = queue.counts(target)
         if submitted["backend"] != chosen.label:
-            raise InputError(
-                f"run {target} was submitted for {submitted['backend']}; this worker renders on "
-                f"{chosen.label} (set SEGMIND_API_KEY and SEGMIND_BASE_URL as the submitter did)"
-            )
+            raise InputError(_other_backend(target, submitted["backend"], chosen.label))
+        if not left.queued and not left.claimed:
+            click.echo(f"nothing to work on: every job of run {target} is done")
+            break
         options = RunOptions(
             concurrency=concurrency, rpm=rpm, retry_unknown=retry_unknown, home=_home().path,
             lease_s=lease,
@@ -1753,8 +1776,19 @@ def work(
         if run_id is not None or summary.aborted or summary.budget_reached or summary.interrupted:
             break
     if not codes:
-        click.echo("nothing to work on: no submitted run has a job left to claim")
+        click.echo(f"nothing to work on: no run submitted for {chosen.label} has a job left to claim")
     sys.exit(max(codes, key=lambda code: (code != 0, code)) if codes else EXIT["ok"])
+
+
+def _other_backend(run_id: str, submitted: str, mine: str) -> str:
+    how = (
+        "add --backend preview"
+        if submitted == "preview"
+        else f"set SEGMIND_API_KEY, and SEGMIND_BASE_URL to {submitted.removeprefix('segmind@')}'s URL"
+        if submitted.startswith("segmind@")
+        else "set SEGMIND_API_KEY (and no SEGMIND_BASE_URL)"
+    )
+    return f"run {run_id} was submitted for {submitted}; this worker renders on {mine} ({how})"
 
 
 def _work_on(
@@ -1888,9 +1922,12 @@ def fetch(*, run_id: str, out: Path) -> None:
 
     done = asyncio.run(main())
     click.echo(
-        f"fetched {count(done.files, 'file')} of {count(done.jobs, 'job')} into {out}"
+        f"fetched {count(done.files, 'file')} into {out}"
         + (f" ({done.present} already there)" if done.present else "")
+        + f": {count(done.jobs, 'job')} of the run gathered"
     )
+    if done.unfetched:
+        click.echo(f"  {count(done.unfetched, 'job')} not fetched (below): try again later")
     for where, number in done.elsewhere.items():
         click.echo(
             f"  {count(number, 'job')}: Segmind answered with the picture itself (no URL to fetch): "

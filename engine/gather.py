@@ -27,8 +27,9 @@ _WITH_OUTPUTS = ("succeeded", "skipped", "unfetched")
 
 @dataclass
 class Gathered:
-    """What ``render fetch`` did: files written, jobs already there, jobs whose files only a
-    worker has (by ``worker:folder``), and downloads that failed."""
+    """What ``render fetch`` did: files written and the jobs they are of, files already there,
+    jobs whose files only a worker has (by ``worker:folder``), jobs not rendered, and jobs whose
+    downloads failed (each failure said)."""
 
     files: int = 0
     jobs: int = 0
@@ -36,6 +37,7 @@ class Gathered:
     elsewhere: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     not_done: int = 0
+    unfetched: int = 0
 
 
 async def gather(
@@ -49,6 +51,9 @@ async def gather(
     """Every job of ``run_id`` whose newest row has outputs: downloaded from their URLs into
     ``out`` under each job's output path (a file already there with the same bytes is kept)."""
     queue = Queue(ledger)
+    # A preview's (or a replay's) URLs name the worker's own in-process simulator: only the
+    # worker has those files.
+    remote = str(queue.submitted(run_id)["backend"]).startswith("segmind")
     plan = queue.plan(run_id)
     newest = _newest_rows(ledger, run_id)
     store = OutputStore(out)
@@ -59,8 +64,14 @@ async def gather(
         if row is None or row["status"] not in _WITH_OUTPUTS:
             done.not_done += 1
             continue
+        paths = json.loads(row["output_paths"] or "[]")
+        hashes = json.loads(row["output_sha256"] or "[]")
+        if store.intact(paths, hashes):
+            done.present += len(paths)
+            done.jobs += 1
+            continue
         urls = json.loads(row["output_urls"] or "[]")
-        if not urls:
+        if not urls or not remote:
             where = f"{row['worker'] or 'this machine'}:{row['out_dir']}"
             done.elsewhere[where] = done.elsewhere.get(where, 0) + 1
             continue
@@ -71,14 +82,13 @@ async def gather(
             except ApiProblem as problem:
                 done.failed.append(f"{job.id}: {problem.message}")
         if len(outputs) != len(urls):
+            done.unfetched += 1
             continue
-        paths = store.paths_for(job.output, [output.extension for output in outputs])
-        hashes = json.loads(row["output_sha256"] or "[]")
-        for index, (path, output) in enumerate(zip(paths, outputs, strict=True)):
-            known = hashes[index] if index < len(hashes) else None
-            if known is not None and store.intact([path], [known]):
-                done.present += 1
-                continue
+        for path, output in zip(
+            store.paths_for(job.output, [output.extension for output in outputs]),
+            outputs,
+            strict=True,
+        ):
             store.write(path, output.data)
             done.files += 1
         done.jobs += 1
@@ -88,7 +98,8 @@ async def gather(
 def _newest_rows(ledger: Ledger, run_id: str) -> dict[str, dict[str, Any]]:
     """Each job's newest row among the run's workers, with its worker and folder."""
     rows = ledger.db.execute(
-        "SELECT jobs.job_id, jobs.status, jobs.output_urls, jobs.output_sha256, runs.worker, "
+        "SELECT jobs.job_id, jobs.status, jobs.output_urls, jobs.output_paths, "
+        "jobs.output_sha256, runs.worker, "
         "runs.out_dir FROM jobs JOIN runs ON runs.id = jobs.run_id "
         "WHERE runs.batch = ? AND runs.id <> ? ORDER BY jobs.rowid",
         (run_id, run_id),

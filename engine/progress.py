@@ -85,6 +85,8 @@ class ProgressModel:
     def line(self, result: Result) -> str:
         """One plain line per finished job, for logs and pipes."""
         detail = _first_line(result.error) or ", ".join(result.outputs)
+        # "not-sent: not sent: the budget…" says it twice.
+        detail = detail.removeprefix("not sent: ") if result.status == "not-sent" else detail
         cost = f" {money(result.cost_usd)}" if result.cost_usd else ""
         return f"[{self.finished}/{self.total}] {result.job} {result.status}{cost}: {detail}"
 

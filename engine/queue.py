@@ -160,13 +160,13 @@ class Queue:
         ordered = [jobs[job_id] for job_id in data.pop("order")]
         return Plan.model_validate({**data, "jobs": ordered, "errors": []})
 
-    def next_run(self) -> str | None:
-        """The oldest submitted run with a job to claim now."""
+    def next_run(self, *, backend: str) -> str | None:
+        """The oldest run submitted for ``backend`` with a job to claim now."""
         row = self.db.execute(
             "SELECT queue.run_id FROM queue JOIN runs ON runs.id = queue.run_id "
-            "WHERE queue.state = ? OR (queue.state = ? AND queue.lease_until < ?) "
-            "ORDER BY runs.started_at, queue.run_id LIMIT 1",
-            (QUEUED, CLAIMED, time.time()),
+            "WHERE runs.backend = ? AND (queue.state = ? OR (queue.state = ? AND "
+            "queue.lease_until < ?)) ORDER BY runs.started_at, queue.run_id LIMIT 1",
+            (backend, QUEUED, CLAIMED, time.time()),
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -286,7 +286,13 @@ class Queue:
         ).fetchall()
         names = ("run", "worker", "status", "started_at", "heartbeat_at", "done", "failed",
                  "in_flight", "spent_usd", "unknown_usd")  # fmt: skip
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        found = [dict(zip(names, row, strict=True)) for row in rows]
+        for worker in found:  # SQLite sums no rows to the integer 0
+            worker["spent_usd"], worker["unknown_usd"] = (
+                float(worker["spent_usd"]),
+                float(worker["unknown_usd"]),
+            )
+        return found
 
     def outcomes(self, run_id: str) -> dict[str, int]:
         """The submitted run's jobs by how they ended, each job by its newest row."""

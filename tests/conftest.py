@@ -25,7 +25,13 @@ settings.load_profile("render")
 
 # What a developer's shell may set that would point a test's `render` at their account, ledger or
 # specs.
-_USER_SETTINGS = ("SEGMIND_API_KEY", "SEGMIND_BASE_URL", "RENDER_HOME", "RENDER_SPECS_PATH")
+_USER_SETTINGS = (
+    "SEGMIND_API_KEY",
+    "SEGMIND_BASE_URL",
+    "RENDER_HOME",
+    "RENDER_SPECS_PATH",
+    "RENDER_LEDGER_URL",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +41,8 @@ def _own_user_data(
     """platformdirs' user data folder (the default RENDER_HOME) inside the test's temp folder."""
     data = tmp_path_factory.mktemp("user-data")
     monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    # A developer's team ledger must never be a test's.
+    monkeypatch.delenv("RENDER_LEDGER_URL", raising=False)
     return data
 
 

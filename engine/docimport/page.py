@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from engine.docimport.unfold import unfold
 from engine.errors import Location
 
 __all__ = ["Note", "Page"]
@@ -23,16 +24,33 @@ class Note:
 
 @dataclass
 class Page:
-    """The page's text split into lines; line numbers are 1-based, as an editor shows them."""
+    """The page's text as lines; line numbers are 1-based, as an editor shows them.
+
+    A reader may store a page run together (``imagerequiredstring (uri)Input Image``, or the whole
+    page on one line): each stored line is split back into the lines the layouts print, so
+    ``lines`` holds those, and ``origin`` the stored line each came from. Every number the importer
+    passes around counts ``lines``; ``where`` and ``warn`` turn it into the stored line, which is
+    what a user finds in an editor.
+    """
 
     name: str
     lines: list[str]
     notes: list[Note] = field(default_factory=list)
+    origin: list[int] = field(default_factory=list)
+    # The text stops mid-line (no newline or space after its last character): the last line may
+    # be cut mid-word, mid-number or mid-URL.
+    ends_mid_line: bool = False
 
     @classmethod
     def from_text(cls, text: str, name: str) -> Page:
         text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
-        return cls(name, [line.rstrip() for line in text.split("\n")])
+        lines: list[str] = []
+        origin: list[int] = []
+        for number, stored in enumerate(text.split("\n"), 1):
+            for line in unfold(stored.rstrip()):
+                lines.append(line)
+                origin.append(number)
+        return cls(name, lines, origin=origin, ends_mid_line=bool(text) and not text[-1].isspace())
 
     def text(self, number: int) -> str:
         return self.lines[number - 1].strip() if 1 <= number <= len(self.lines) else ""
@@ -50,8 +68,18 @@ class Page:
                 return number
         return None
 
+    def is_cut(self, number: int | None) -> bool:
+        """Whether line ``number`` is where the page was cut off, so its end may be missing."""
+        return self.ends_mid_line and number is not None and number == len(self.lines)
+
+    def stored_line(self, number: int | None) -> int | None:
+        """The line of the stored text that line ``number`` comes from."""
+        if number is None or not self.origin:
+            return number
+        return self.origin[min(max(number, 1), len(self.origin)) - 1]
+
     def where(self, line: int | None) -> Location:
-        return Location(self.name, line)
+        return Location(self.name, self.stored_line(line))
 
     def warn(self, line: int | None, message: str, topic: tuple[str, ...] = ()) -> None:
-        self.notes.append(Note(line, message, topic))
+        self.notes.append(Note(self.stored_line(line), message, topic))

@@ -28,8 +28,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.simulator.compositor import Rendered, render_preview
-from engine.simulator.media import preview_audio, preview_video
 from engine.simulator.config import SimulatorConfig
+from engine.simulator.media import preview_audio, preview_video
 from engine.simulator.ratewindow import RESET_HEADER, format_reset
 from engine.simulator.records import Records
 from engine.simulator.state import Job, SimState, Submission
