@@ -167,6 +167,9 @@ class _Sqlite(Database):
             raise LedgerError(f"the ledger {path} cannot be opened: {problem}") from problem
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
+        # A row replaced (INSERT OR REPLACE) fires its delete triggers too: the ledger's running
+        # totals (money_days) must see the old row go.
+        self.db.execute("PRAGMA recursive_triggers=ON")
 
     def _execute(self, sql: str, params: Sequence[Any]) -> Rows:
         return self.db.execute(sql, tuple(params))
@@ -267,7 +270,7 @@ class _Postgres(Database):
         if self._lost_at is None:
             return
         if time.monotonic() - self._lost_at < _RECONNECT_EVERY_S:
-            raise LedgerUnreachable(f"the ledger's database {self.where} is not answering")
+            raise LedgerUnreachable(f"the ledger's database {self.where} stopped answering")
         try:
             fresh = self._connect()
         except self._psycopg.Error as problem:

@@ -113,6 +113,71 @@ _FIRST = """
     CREATE INDEX jobs_by_payload ON jobs (backend, model, payload_sha256, status);
 """
 
+# What a budget pool (or a submitted run's budget) has billed, by day: kept by triggers on jobs, so
+# a pool's total is a sum over its days, not over every job of the month (engine/pools.py). A
+# scope is "pool:NAME" or "batch:RUN"; a job counts on the day it was sent. Each trigger touches
+# the batch's row before the pool's, so two PostgreSQL transactions take row locks in one order.
+_BILLED = "('succeeded', 'unfetched')"
+_SCOPES = (("batch", "'batch:' || batch"), ("pool", "'pool:' || pool"))
+
+
+def _scope_of(row: str, kind: str, name: str) -> str:
+    return f"(SELECT {name} FROM runs WHERE id = {row}.run_id AND {kind} IS NOT NULL)"
+
+
+def _subtract(row: str) -> list[str]:
+    return [
+        f"UPDATE money_days SET billed_usd = billed_usd - {row}.cost_usd "
+        f"WHERE {row}.status IN {_BILLED} AND COALESCE({row}.cost_usd, 0) <> 0 "
+        f"AND day = substr({row}.submitted_at, 1, 10) AND scope = {_scope_of(row, kind, name)}"
+        for kind, name in _SCOPES
+    ]
+
+
+def _add(row: str) -> list[str]:
+    return [
+        f"INSERT INTO money_days (scope, day, billed_usd) "
+        f"SELECT {name}, substr({row}.submitted_at, 1, 10), {row}.cost_usd FROM runs "
+        f"WHERE id = {row}.run_id AND {kind} IS NOT NULL AND {row}.status IN {_BILLED} "
+        f"AND COALESCE({row}.cost_usd, 0) <> 0 "
+        f"ON CONFLICT (scope, day) DO UPDATE SET billed_usd = money_days.billed_usd + excluded.billed_usd"
+        for kind, name in _SCOPES
+    ]
+
+
+def _money_days(db: Database) -> None:
+    db.execute(
+        "CREATE TABLE money_days (scope TEXT NOT NULL, day TEXT NOT NULL, "
+        "billed_usd DOUBLE PRECISION NOT NULL, PRIMARY KEY (scope, day))"
+    )
+    # What is in flight is summed from its rows: few at any time, found through this index.
+    db.execute(
+        "CREATE INDEX jobs_in_flight ON jobs (run_id) "
+        "WHERE status IN ('sending', 'submitted', 'unknown')"
+    )
+    if db.dialect == "sqlite":
+        for event, statements in (
+            ("INSERT", _add("NEW")),
+            ("DELETE", _subtract("OLD")),
+            ("UPDATE OF status, cost_usd, submitted_at", _subtract("OLD") + _add("NEW")),
+        ):
+            name = "money_days_" + event.split()[0].lower()
+            body = ";\n".join(statements)
+            db.execute(f"CREATE TRIGGER {name} AFTER {event} ON jobs BEGIN {body}; END")
+        return
+    old, new = ";\n".join(_subtract("OLD")), ";\n".join(_add("NEW"))
+    db.execute(
+        "CREATE FUNCTION render_money_days() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF TG_OP <> 'INSERT' THEN {old}; END IF; "
+        f"IF TG_OP <> 'DELETE' THEN {new}; END IF; "
+        "RETURN NULL; END $$"
+    )
+    db.execute(
+        "CREATE TRIGGER money_days AFTER INSERT OR UPDATE OR DELETE ON jobs "
+        "FOR EACH ROW EXECUTE FUNCTION render_money_days()"
+    )
+
+
 Migration = str | Callable[[Database], None]
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -198,6 +263,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX queue_to_claim ON queue (run_id, state, seq);
     """,
+    _money_days,
 )
 
 # A job's states, in the order they happen; ``collected``: a later run took this request over;

@@ -22,7 +22,7 @@ from typing import Literal, get_args
 
 from engine.errors import LedgerError
 from engine.formatting import money
-from engine.ledger import BILLED, IN_FLIGHT, Ledger
+from engine.ledger import IN_FLIGHT, Ledger
 
 __all__ = ["PERIODS", "Period", "Pool", "PoolUse", "Pools", "period_start"]
 
@@ -74,11 +74,12 @@ def period_start(period: str, now: dt.datetime | None = None) -> str:
     return day.isoformat(timespec="milliseconds")
 
 
-# A pool's money, read in one statement (one snapshot: a hold becoming a row is seen once).
+# A pool's money, read in one statement (one snapshot: a hold becoming a row is seen once):
+# billed, from the running totals by day the ledger's triggers keep (money_days); in flight, from
+# the few rows in flight; held, from the holds.
 _MONEY = f"""
     SELECT
-      (SELECT COALESCE(SUM(jobs.cost_usd), 0) FROM jobs JOIN runs ON runs.id = jobs.run_id
-       WHERE runs.{{column}} = ? AND jobs.status IN {BILLED} AND jobs.submitted_at >= ?),
+      (SELECT COALESCE(SUM(billed_usd), 0) FROM money_days WHERE scope = ? AND day >= ?),
       (SELECT COALESCE(SUM(jobs.reserved_usd), 0) FROM jobs JOIN runs ON runs.id = jobs.run_id
        WHERE runs.{{column}} = ? AND jobs.status IN {IN_FLIGHT} AND jobs.submitted_at >= ?),
       (SELECT COALESCE(SUM(amount), 0) FROM holds WHERE {{column}} = ?)
@@ -131,9 +132,10 @@ class Pools:
 
     def _money(self, column: str, name: str, since: str) -> tuple[float, float, float]:
         row = self.db.execute(
-            _MONEY.format(column=column), (name, since, name, since, name)
+            _MONEY.format(column=column), (f"{column}:{name}", since[:10], name, since, name)
         ).fetchone()
-        return float(row[0]), float(row[1]), float(row[2])
+        # Running totals add and subtract floats: a cent's billionth is not money.
+        return round(float(row[0]), 9), float(row[1]), float(row[2])
 
     def hold(
         self,

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.errors import LedgerError
 from engine.ledger import Ledger
@@ -179,3 +181,63 @@ def test_processes_holding_at_once_never_hold_more_than_the_pool(target: str) ->
     assert sum(held) == 50
     assert pools.use(pools.need("team")).left_usd == pytest.approx(0, abs=1e-9)
     book.close()
+
+
+# --- the running totals a pool's money is read from ----------------------------------------------
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["send", "bill", "fail", "unknown", "rewrite", "settle", "collect"]),
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.sampled_from([0.01, 0.25, 0.339, 1.0]),
+    ),
+    max_size=40,
+)
+
+
+def _brute(book: Ledger, column: str, name: str) -> float:
+    """What the triggers' totals must equal: every billed row of the scope, summed."""
+    (found,) = book.db.execute(
+        f"SELECT COALESCE(SUM(jobs.cost_usd), 0) FROM jobs JOIN runs ON runs.id = jobs.run_id "
+        f"WHERE runs.{column} = ? AND jobs.status IN ('succeeded', 'unfetched')",
+        (name,),
+    ).fetchone()
+    return round(float(found), 9)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_OPS)
+def test_a_pools_running_totals_always_equal_its_rows(target: str, ops: list[Any]) -> None:
+    book = Ledger(target)
+    try:
+        for table in ("jobs", "runs", "money_days", "holds", "pools"):
+            book.db.execute(f"DELETE FROM {table}")
+        pools = Pools(book)
+        pools.set("team", 1000, "total")
+        _run(book, "batch", batch="batch")
+        for run in ("w1", "w2"):
+            book.start_run(run, recipe="r", recipe_path="r", model="m", backend="segmind",
+                           out_dir="/o", budget_usd=None, pool="team", batch="batch")  # fmt: skip
+        for op, job, amount in ops:
+            run = "w1" if job in "ab" else "w2"
+            if op == "send":
+                book.job(run, job, model="m", backend="segmind", payload_sha256=job,
+                         status="sending", reserved_usd=amount)  # fmt: skip
+            elif op == "bill":
+                book.finish_job(run, job, "succeeded", cost_usd=amount)
+            elif op == "fail":
+                book.finish_job(run, job, "failed", cost_usd=None)
+            elif op == "unknown":
+                book.update(run, job, status="unknown")
+            elif op == "rewrite":  # a row written again (INSERT OR REPLACE, or DELETE + INSERT)
+                book.job(run, job, model="m", backend="segmind", payload_sha256=job,
+                         status="unfetched", reserved_usd=0, cost_usd=amount)  # fmt: skip
+            elif op == "settle":
+                book.settle_request(run, job, "succeeded", cost_usd=amount, request_id=f"q-{job}")
+            else:
+                book.take_over("w2", job, model="m", backend="segmind", payload_sha256=job,
+                               reserved_usd=amount, request_id=f"q-{job}")  # fmt: skip
+            assert pools.use(pools.need("team")).spent_usd == _brute(book, "pool", "team")
+            assert pools._money("batch", "batch", "")[0] == _brute(book, "batch", "batch")
+    finally:
+        book.close()

@@ -39,6 +39,8 @@ class Allowed:
     runs_lines: list[int] = field(default_factory=list)
     more: int | None = None
     total: int | None = None
+    # The page was cut inside the list: values may follow that the page never showed.
+    cut: bool = False
 
 
 @dataclass
@@ -59,6 +61,11 @@ class RawParam:
     maximum: int | float | None = None
     range_line: int | None = None
     allowed: Allowed | None = None
+    # A compact rendering prints the default and the allowed values without their labels, one
+    # quoted value a line: (line, value), resolved when the parameter ends.
+    bare: list[tuple[int, str]] = field(default_factory=list)
+    bare_more: int | None = None
+    bare_cut: bool = False
 
 
 def read_parameters(page: Page, start: int) -> tuple[list[RawParam], int | None]:
