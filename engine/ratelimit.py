@@ -43,16 +43,19 @@ _DECREASE = 0.9
 _MARGIN = 1.02
 # How much a window's worth of submissions without a 429 raises the learned rate.
 _INCREASE = 1.25
+# Submissions accepted are counted in this many slots of a window.
+_SLOTS = 60
 
 
 @dataclass
 class PaceState:
-    """What a pace has learned: the rate the account allows (None: no limit met yet), the times
-    of the submissions accepted in the last window, how many since the last 429, and when the
-    next submission may go (``next_at``, ``hold_until``: times on the pace's clock)."""
+    """What a pace has learned: the rate the account allows (None: no limit met yet), how many
+    submissions were accepted in the last window (``[start, count]`` of each sixtieth of it: the
+    state stays small however fast they go), how many since the last 429, and when the next
+    submission may go (``next_at``, ``hold_until``: times on the pace's clock)."""
 
     learned: float | None = None
-    accepted: list[float] = field(default_factory=list)
+    accepted: list[list[float]] = field(default_factory=list)
     since_limit: int = 0
     next_at: float = 0.0
     hold_until: float = 0.0
@@ -112,7 +115,13 @@ class Pace:
 
     def _on_accepted(self, now: float) -> None:
         state = self.state
-        state.accepted.append(now)
+        slot = now - now % (self.window_s / _SLOTS)
+        same = next((item for item in reversed(state.accepted) if item[0] == slot), None)
+        if same is not None:
+            same[1] += 1
+        else:
+            state.accepted.append([slot, 1])
+            state.accepted.sort()  # another process's clock may be a little behind
         self._trim(now)
         if state.learned is None:
             return
@@ -141,7 +150,7 @@ class Pace:
         state.next_at = max(state.next_at, state.hold_until)
         if holding:
             return True  # more of the same crowd the last 429 answered: learned from already
-        seen = float(max(1, len(state.accepted)))
+        seen = float(max(1, sum(count for _, count in state.accepted)))
         # A 429 at the rate already learned means the account allows a little less.
         state.learned = (
             seen
@@ -153,7 +162,9 @@ class Pace:
 
     def _trim(self, now: float) -> None:
         accepted = self.state.accepted
-        cut = next((i for i, at in enumerate(accepted) if now - at <= self.window_s), len(accepted))
+        cut = next(
+            (i for i, (at, _) in enumerate(accepted) if now - at <= self.window_s), len(accepted)
+        )
         del accepted[:cut]
 
 
