@@ -124,6 +124,21 @@ _ledger_option = click.option(
 )
 
 
+# Options a run and a submitted run (render submit) share.
+_only_option = click.option(
+    "--only",
+    multiple=True,
+    metavar="AXIS=VALUE",
+    help="Keep only jobs with this axis value (repeatable).",
+)
+_limit_option = click.option(
+    "--limit", type=click.IntRange(min=1), help="Keep only the first N jobs."
+)
+_yes_option = click.option(
+    "--yes", is_flag=True, help="Do not ask before a run estimated above $5."
+)
+
+
 def _warn(notes: Iterable[Note], source: str) -> None:
     for note in notes:
         where = f"{source}:{note.line}: " if note.line is not None else f"{source}: "
@@ -242,13 +257,8 @@ class _Dollars(click.ParamType):  # type: ignore[type-arg]
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder instead of ./renders (each recipe in DIR/<name>/), relative to where you run.",
 )
-@click.option(
-    "--only",
-    multiple=True,
-    metavar="AXIS=VALUE",
-    help="Keep only jobs with this axis value (repeatable).",
-)
-@click.option("--limit", type=click.IntRange(min=1), help="Keep only the first N jobs.")
+@_only_option
+@_limit_option
 @click.option(
     "--pool",
     metavar="NAME",
@@ -259,7 +269,7 @@ class _Dollars(click.ParamType):  # type: ignore[type-arg]
     is_flag=True,
     help="Pay again for jobs already rendered (queued requests are collected, never re-sent).",
 )
-@click.option("--yes", is_flag=True, help="Do not ask before a run estimated above $5.")
+@_yes_option
 @click.option(
     "--cassette",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -1645,14 +1655,9 @@ def budget_show(*, as_json: bool) -> None:
 @click.option(
     "--pool", metavar="NAME", help="Draw from this budget pool too (overrides budget_pool)."
 )
-@click.option(
-    "--only",
-    multiple=True,
-    metavar="AXIS=VALUE",
-    help="Keep only jobs with this axis value (repeatable).",
-)
-@click.option("--limit", type=click.IntRange(min=1), help="Keep only the first N jobs.")
-@click.option("--yes", is_flag=True, help="Do not ask before a run estimated above $5.")
+@_only_option
+@_limit_option
+@_yes_option
 @_ledger_option
 @_handles_errors
 def submit(
@@ -1776,7 +1781,9 @@ def work(
         if run_id is not None or summary.aborted or summary.budget_reached or summary.interrupted:
             break
     if not codes:
-        click.echo(f"nothing to work on: no run submitted for {chosen.label} has a job left to claim")
+        click.echo(
+            f"nothing to work on: no run submitted for {chosen.label} has a job left to claim"
+        )
     sys.exit(max(codes, key=lambda code: (code != 0, code)) if codes else EXIT["ok"])
 
 
