@@ -184,9 +184,11 @@ class Pools:
     def _let_go(self, stale_before: float) -> None:
         """The holds of runs that ended, or whose heartbeat stopped (killed): nothing of theirs
         can be sent any more, so their money goes back."""
+        # Read from the holds (a few), each run found by its key: not a scan of every run.
         self.db.execute(
-            "DELETE FROM holds WHERE run_id IN (SELECT id FROM runs WHERE finished_at IS NOT NULL "
-            "OR heartbeat_at IS NULL OR heartbeat_at < ?)",
+            "DELETE FROM holds WHERE EXISTS (SELECT 1 FROM runs WHERE runs.id = holds.run_id "
+            "AND (runs.finished_at IS NOT NULL OR runs.heartbeat_at IS NULL "
+            "OR runs.heartbeat_at < ?))",
             (stale_before,),
         )
 
