@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.client import Submitted
 from engine.errors import LedgerUnreachable
-from engine.ledger import NOT_SENT, SENDING, SUBMITTED, Ledger, new_run_id
+from engine.ledger import NOT_SENT, SENDING, SUBMITTED, WAITING, Ledger, new_run_id
 from engine.outputs import OutputStore
 from engine.plan import Job, Plan
 from engine.results import Result, RunSummary
@@ -147,6 +147,14 @@ class Journal:
         if taken:
             self._line(job, digest, SENDING)
         return taken
+
+    def waiting(
+        self, job: Job, digest: str, *, held: float, pool: str | None, batch: str | None
+    ) -> None:
+        """A try answered without a bill: the row says ``waiting`` (not on the wire, no money),
+        and the money is held in the pool again (``pool``/``batch``), until the next try."""
+        self._record("waiting", self.run_id, job.id, held=held, pool=pool, batch=batch)
+        self._line(job, digest, WAITING)
 
     def queued(self, job: Job, digest: str, request: Submitted, *, attempts: int) -> None:
         """The request id on disk the moment it returns: a kill now means "poll it"."""

@@ -39,6 +39,7 @@ __all__ = [
     "SUCCEEDED",
     "UNFETCHED",
     "UNKNOWN",
+    "WAITING",
     "JobRecord",
     "Ledger",
     "RunRow",
@@ -266,11 +267,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     _money_days,
 )
 
-# A job's states, in the order they happen; ``collected``: a later run took this request over;
+# A job's states, in the order they happen; ``waiting``: a try of its request was answered without
+# a bill and the next has not left (nothing of it is on the wire; its money is held, not on the
+# row); ``collected``: a later run took this request over;
 # ``not-sent``: the job was stopped (an abort, Ctrl-C) before its request left; ``unfetched``:
 # paid, but its outputs could not be downloaded yet (their URLs are kept for the next run);
 # ``held``: not sent, because an earlier run's request for it has an unknown outcome (that row
 # holds the money and decides; this one only says the run saw it).
+WAITING = "waiting"
 SENDING, SUBMITTED, SUCCEEDED, FAILED, UNKNOWN, SKIPPED, COLLECTED, NOT_SENT, UNFETCHED, HELD = (
     "sending",
     "submitted",
@@ -533,6 +537,29 @@ class Ledger:
                 return False
             self._write(row)
         return True
+
+    def waiting(
+        self,
+        run_id: str,
+        job_id: str,
+        *,
+        held: float,
+        pool: str | None = None,
+        batch: str | None = None,
+    ) -> None:
+        """A try answered without a bill: the row holds no money and says ``waiting``; the money
+        goes back into a hold (``pool``/``batch``), in one transaction, for the next try."""
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE jobs SET status = ?, reserved_usd = 0 WHERE run_id = ? AND job_id = ?",
+                (WAITING, run_id, job_id),
+            )
+            if pool is not None or batch is not None:
+                self.db.execute(
+                    "INSERT INTO holds (run_id, job_id, pool, batch, amount, held_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (run_id, job_id, pool, batch, held, _now()),
+                )
 
     def update(self, run_id: str, job_id: str, **fields: Any) -> None:
         if not fields:

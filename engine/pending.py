@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["Pending"]
 
 # The ledger's methods a journal may hold: writes that record what happened, never a send.
-_REPLAYABLE = frozenset({"job", "update", "finish_job", "settle_request", "take_over", "finish_run"})
+_REPLAYABLE = frozenset(
+    {"job", "update", "finish_job", "settle_request", "take_over", "finish_run", "waiting"}
+)
 
 
 class Pending:

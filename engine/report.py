@@ -144,6 +144,7 @@ def _thumbnail(out_dir: Path, output: str) -> str | None:
 
 # What the newest record of a job says when its request has not ended.
 _IN_FLIGHT = {
+    "waiting": "not sent yet (a try was refused; it waits for the next)",
     "sending": "sent, no answer yet",
     "submitted": "queued on the server",
     "unfetched": "paid, output not fetched yet",

@@ -457,24 +457,9 @@ class Runner:
         body = await self._body(job, digest, hold)
         if isinstance(body, Result):
             return body
-        taken = self.journal.sending(
-            job,
-            digest,
-            held=hold.held,
-            estimate=hold.estimate,
-            body=body_sha256(body),
-            from_hold=hold.key is not None,
-        )
-        if not taken:
-            # This process was taken for dead (no heartbeat for a lease) and its hold let go:
-            # it may not send, now or later.
-            hold.key = None
-            self.stop = self.stop or "this process's hold in the pool was let go (taken for dead)"
-            return self._not_sent(job, digest, hold, f"not sent: {self.stop}")
-        hold.key = None
         wire = _Wire()
         try:
-            answer = await self._submit(body, wire)
+            answer = await self._submit(job, digest, hold, body, wire)
         except _Stopped as stopped:
             return self._not_sent(job, digest, hold, f"not sent: {stopped}")
         except (JobFailed, Abort, Retryable) as problem:
@@ -510,8 +495,15 @@ class Runner:
             self.journal.row(job, digest, FAILED, error=problem.message)
             return Result(job=job.id, status="failed", error=problem.message)
 
-    async def _submit(self, body: bytes, wire: _Wire) -> Finished | Submitted:
-        """The body sent at the account's pace, tried again under the retry policy."""
+    async def _submit(
+        self, job: Job, digest: str, hold: _Hold, body: bytes, wire: _Wire
+    ) -> Finished | Submitted:
+        """The body sent at the account's pace, tried again under the retry policy. The job's row
+        says ``sending`` only while a try may be on the wire: it is written just before each try
+        leaves (after the wait for its turn), and a try answered without a bill (a 429, a 5xx, a
+        refused connection) turns it back to ``waiting``, its money held as before it was sent.
+        So a process killed while its jobs wait leaves none of them unknown."""
+        sent = body_sha256(body)
         async for attempt in self.retry.attempts(submission=True):
             with attempt:
                 wire.attempts += 1
@@ -519,11 +511,47 @@ class Runner:
                 if self.stop:
                     # An abort came while this job waited to (re)try: it must not go out now.
                     raise _Stopped(self.stop)
+                self._going_out(job, digest, hold, sent)
                 wire.on_the_wire = True
-                answer = await self.client.send(self.spec, body)
+                try:
+                    answer = await self.client.send(self.spec, body)
+                except Retryable:
+                    wire.on_the_wire = False
+                    self._came_back(job, digest, hold)
+                    raise
                 wire.on_the_wire = False
                 self.pace.accepted()
         return answer
+
+    def _going_out(self, job: Job, digest: str, hold: _Hold, sent: str) -> None:
+        """The ``sending`` row, written before the try leaves (taking over the job's hold in a
+        pool, if it has one)."""
+        taken = self.journal.sending(
+            job,
+            digest,
+            held=hold.held,
+            estimate=hold.estimate,
+            body=sent,
+            from_hold=hold.key is not None,
+        )
+        hold.key = None
+        if not taken:
+            # This process was taken for dead (no heartbeat for a lease) and its hold let go:
+            # it may not send, now or later.
+            self.stop = self.stop or "this process's hold in the pool was let go (taken for dead)"
+            raise _Stopped(self.stop)
+
+    def _came_back(self, job: Job, digest: str, hold: _Hold) -> None:
+        """A try answered without a bill: nothing of this job is on the wire until the next."""
+        pooled = hold.pools is not None
+        self.journal.waiting(
+            job,
+            digest,
+            held=hold.held,
+            pool=self.plan.budget_pool if pooled else None,
+            batch=self.source.batch if pooled else None,
+        )
+        hold.key = (self.run_id, job.id) if pooled else None
 
     def _not_sent(self, job: Job, digest: str, hold: _Hold, error: str) -> Result:
         hold.release()
