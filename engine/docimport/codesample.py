@@ -12,12 +12,21 @@ __all__ = ["Base64Of", "CodeSample", "Unreadable", "read_samples"]
 
 # Pages print code with its line numbers glued on (" 1import requests", "11    \"image\": ...").
 _LINE_NUMBER = re.compile(r"^\s?\d{1,3}(?=\D|$)")
-_DICT_OPEN = re.compile(r"^(?:data|payload|inputs|body|json_data)\s*=\s*\{\s*$")
+# Python ("data = {") and JavaScript ("const data = {") samples.
+_JS_DECLARE = r"(?:(?:const|let|var)\s+)?"
+_DICT_OPEN = re.compile(rf"^{_JS_DECLARE}(?:data|payload|inputs|body|json_data)\s*=\s*\{{\s*$")
 _CALL_OPEN = re.compile(r"^(?:\w+\s*=\s*)?\w+\.(?:run|submit_async|submit)\(\s*$")
 _DICT_ITEM = re.compile(r"""^(?P<q>["'])(?P<key>[^"']+)(?P=q)\s*:\s*(?P<expr>.+)$""")
 _KWARG = re.compile(r"^(?P<key>[A-Za-z_]\w*)\s*=\s*(?P<expr>.+)$")
 _SLUG_ARG = re.compile(r"""^(?P<q>["'])(?P<slug>[\w.\-]+)(?P=q)\s*,?\s*$""")
-_URL = re.compile(r"""^\s*url\s*=\s*["'](?P<url>https?://[^"']+)["']""")
+# Anywhere in the line: a page stored on one line may glue it to a line number ("4url = …").
+_URL = re.compile(rf"""(?<![A-Za-z_.]){_JS_DECLARE}url\s*=\s*["'](?P<url>https?://[^"']+)["']""")
+# The SDK called on one line: `client.submit_async("esrgan", **payload)`.
+_CALL_SLUG = re.compile(
+    r"""\.(?:run|submit_async|submit)\(\s*(?P<q>["'])(?P<slug>[\w.\-]+)(?P=q)"""
+)
+# A string the sample means to be base64-encoded: "toB64('/input.jpeg')" (an axios sample).
+_B64_CALL = re.compile(r"^[\w.]*(?:b64|base64)\w*\((?P<arg>.*)\)$", re.IGNORECASE)
 _BEARER = re.compile(r"Authorization['\"]?\s*:\s*f?['\"]Bearer", re.IGNORECASE)
 _API_KEY_HEADER = re.compile(r"x-api-key", re.IGNORECASE)
 _CLOSERS = ("}", ")")
@@ -62,9 +71,12 @@ def read_samples(page: Page, stop: int | None) -> CodeSample:
             sample.bearer = True
         if _API_KEY_HEADER.search(code) and "x-api-key" in code.lower():
             sample.api_key_header = True
-        url = _URL.match(code)
+        url = _URL.search(code)
         if url and sample.url is None:
             sample.url = url.group("url")
+        call = _CALL_SLUG.search(code)
+        if call and sample.slug is None:
+            sample.slug = call.group("slug")
         if _DICT_OPEN.match(code) or _CALL_OPEN.match(code):
             number = _read_block(page, number + 1, end, sample, kwargs=code.endswith("("))
             continue
@@ -111,6 +123,8 @@ def _evaluate(expr: str) -> object:
 
 def _value(node: ast.expr) -> object:
     if isinstance(node, ast.Constant):
+        if isinstance(node.value, str) and (call := _B64_CALL.match(node.value)):
+            return Base64Of(call.group("arg").strip("'\" "))
         return node.value
     if isinstance(node, ast.Name):
         names: dict[str, object] = {

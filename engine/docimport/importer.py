@@ -6,28 +6,22 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from engine.docimport import header
+from engine.docimport.attributes import read_attributes
 from engine.docimport.codesample import Base64Of, CodeSample, Unreadable, read_samples
+from engine.docimport.defaults import checked_default
 from engine.docimport.page import Note, Page
-from engine.docimport.params import RawParam, read_attributes, read_parameters
+from engine.docimport.params import RawParam, read_parameters
 from engine.docimport.values import number_value, split_run_together
 from engine.errors import Location, SpecImportError, problems_of
 from engine.specs import Param, ParamType, Spec
 
 __all__ = ["ImportResult", "import_page", "import_text"]
 
-_POST_URL = re.compile(r"^POST\s*(?P<url>https?://\S+)$")
-_URL_LINE = re.compile(r"^(?P<url>https?://\S+)$")
-_V2 = re.compile(r"^POST\s+/v2/(?P<slug>[\w.\-]+)")
-_V2_SECTION = re.compile(r"^Asynchronous requests \(v2\)")
-_PRICE = re.compile(r"^~\s*\$\s*(?P<value>\d+(?:\.\d+)?)$")
-_LATENCY = re.compile(r"^~\s*(?P<value>\d+(?:\.\d+)?)\s*s$")
-_RETURNS = re.compile(r"^Returns:\s*(?P<kind>.+)$")
-_IMAGE_RESPONSE_COMMENT = re.compile(r"response is the generated image", re.IGNORECASE)
 _IMAGE_EXT = re.compile(r"\.(png|jpe?g|webp|gif|bmp|tiff?)(\?.*)?$", re.IGNORECASE)
 _IMAGE_WORDS = re.compile(r"\b(image|photo|picture|mask)\b", re.IGNORECASE)
 _TYPES: dict[str, ParamType] = {
@@ -45,8 +39,13 @@ _TYPES: dict[str, ParamType] = {
     "list": "array",
     "object": "object",
     "dict": "object",
+    "image": "image",
 }
-_GENERIC_TITLES = {"api", "api reference", "documentation"}
+_TYPE_NAMES = {"integer": "an integer", "number": "a number"}
+
+# Where a parameter's description comes from: the page's list ("page"), an older page's unnamed
+# Attributes matched to the sample's keys ("inferred"), or the code sample alone ("sample").
+Source = Literal["page", "inferred", "sample"]
 
 
 @dataclass(frozen=True)
@@ -78,23 +77,23 @@ def page_path_location(path: Path) -> Location:
 def import_text(text: str, *, name: str, spec_id: str) -> ImportResult:
     """Read a page given as text; ``name`` is how messages and the spec's ``source`` call it."""
     page = Page.from_text(text, name)
-    marks = _Marks.find(page)
+    marks = header.Marks.find(page)
     sample = read_samples(page, marks.reference_start)
     if sample.cut_short is not None:
         page.warn(sample.cut_short, "the code sample's payload is cut short; read what is there")
-    endpoint, protocol = _endpoint(page, sample, marks)
-    params = _params(page, sample, marks)
+    endpoint, protocol = header.endpoint(page, sample, marks)
+    clean_id = _spec_id(spec_id)
     spec_fields: dict[str, Any] = {
-        "id": _spec_id(spec_id),
-        "title": _title(page, endpoint),
+        "id": clean_id,
+        "title": header.title(page, endpoint, clean_id, marks.reference_start),
         "endpoint": endpoint,
         "protocol": protocol,
         "auth": "bearer" if sample.bearer else "x-api-key",
-        "response": _response(page, protocol),
-        "price_usd": _price(page, marks),
-        "latency_s": _latency(page, marks),
+        "response": header.response(page, protocol),
+        "price_usd": header.price(page, marks),
+        "latency_s": header.latency(page, marks),
         "source": name,
-        "params": params,
+        "params": _params(page, sample, marks),
     }
     try:
         spec = Spec.model_validate(spec_fields)
@@ -103,7 +102,9 @@ def import_text(text: str, *, name: str, spec_id: str) -> ImportResult:
         raise SpecImportError(
             page.where(None), f"the page gives an invalid spec: {first.field}: {first.problem}"
         ) from exc
-    return ImportResult(spec, tuple(page.notes))
+    # In the page's order, as a user reads them; notes about the page as a whole come last.
+    notes = sorted(page.notes, key=lambda note: (note.line is None, note.line or 0))
+    return ImportResult(spec, tuple(notes))
 
 
 def _spec_id(stem: str) -> str:
@@ -111,218 +112,158 @@ def _spec_id(stem: str) -> str:
     return slug or "spec"
 
 
-@dataclass(frozen=True)
-class _Marks:
-    """Where the page's sections begin."""
-
-    endpoint: int | None
-    parameters: int | None
-    attributes: int | None
-
-    @classmethod
-    def find(cls, page: Page) -> _Marks:
-        return cls(
-            page.find(re.compile(r"^API Endpoint$")),
-            page.find(re.compile(r"^Parameters$")),
-            page.find(re.compile(r"^Attributes$")),
-        )
-
-    @property
-    def reference_start(self) -> int | None:
-        found = [m for m in (self.endpoint, self.parameters, self.attributes) if m is not None]
-        return min(found) if found else None
-
-
-def _endpoint(page: Page, sample: CodeSample, marks: _Marks) -> tuple[str, str]:
-    url: str | None = None
-    for number, text in page.numbered(marks.endpoint or 1):
-        post = _POST_URL.match(text)
-        if post:
-            url = post.group("url")
-            break
-        if text == "POST" and (nxt := _URL_LINE.match(page.text(number + 1))):
-            url = nxt.group("url")
-            break
-    url = url or sample.url
-    try:
-        path = urlparse(url).path if url else (f"/v1/{sample.slug}" if sample.slug else None)
-    except ValueError as exc:
-        raise SpecImportError(
-            page.where(marks.endpoint or 1), f"cannot read the endpoint URL {url}: {exc}"
-        ) from exc
-    if path and not re.fullmatch(r"/\S+", path):
-        raise SpecImportError(
-            page.where(marks.endpoint or 1), f"cannot read the endpoint URL {url}"
-        )
-    if not path or path == "/":
-        raise SpecImportError(
-            page.where(marks.endpoint or 1),
-            "found no API endpoint: expected a line like 'POST https://api.segmind.com/v1/<model>' "
-            "or a code sample that calls one",
-        )
-    v2_line = page.find(_V2)
-    is_v2 = v2_line is not None or page.find(_V2_SECTION) is not None
-    if path.startswith("/workflows/") or "poll_url" in "\n".join(page.lines):
-        return path, "workflow"
-    if is_v2:
-        slug = _V2.match(page.text(v2_line)).group("slug") if v2_line else path.rsplit("/", 1)[-1]  # type: ignore[union-attr]
-        return f"/v2/{slug}", "async"
-    if not path.startswith("/v1/"):
-        page.warn(marks.endpoint, f"endpoint {path} is not under /v1/, /v2/ or /workflows/")
-    return path, "sync"
-
-
-def _title(page: Page, endpoint: str) -> str:
-    for _, text in page.numbered():
-        if text:
-            title = re.sub(r"\s+Serverless API$", "", text).strip()
-            if title.casefold() not in _GENERIC_TITLES:
-                return title
-            break
-    slug = endpoint.rstrip("/").rsplit("/", 1)[-1]
-    return " ".join(word.capitalize() for word in re.split(r"[-_]+", slug) if word)
-
-
-def _response(page: Page, protocol: str) -> str:
-    returns = page.find(_RETURNS)
-    if returns is not None:
-        kind = _RETURNS.match(page.text(returns)).group("kind").lower()  # type: ignore[union-attr]
-        if "image" in kind:
-            return "image"
-        if "json" in kind or "text" in kind or "polling" in kind:
-            return "json"
-        page.warn(returns, f"unknown response type '{kind}'; taken as JSON")
-        return "json"
-    if page.find(re.compile(r".*" + _IMAGE_RESPONSE_COMMENT.pattern, re.IGNORECASE)):
-        return "image"
-    if protocol == "workflow":
-        return "json"
-    page.warn(None, "the page does not say what the response is; taken as JSON", ("response",))
-    return "json"
-
-
-def _header_value(page: Page, marks: _Marks, pattern: re.Pattern[str]) -> tuple[int, float] | None:
-    stop = marks.reference_start
-    number = page.find(pattern, 1, stop)
-    if number is None:
-        return None
-    return number, float(pattern.match(page.text(number)).group("value"))  # type: ignore[union-attr]
-
-
-def _price(page: Page, marks: _Marks) -> float | None:
-    found = _header_value(page, marks, _PRICE)
-    if found is None:
-        page.warn(
-            None,
-            "the page shows no price (a '~$' line); the spec is unpriced until an overlay sets price_usd",
-            ("price_usd",),
-        )
-        return None
-    return found[1]
-
-
-def _latency(page: Page, marks: _Marks) -> float | None:
-    found = _header_value(page, marks, _LATENCY)
-    if found is None:
-        page.warn(None, "the page shows no latency (a '~12.3s' line)", ("latency_s",))
-        return None
-    line, value = found
-    if value == 0:
-        page.warn(
-            line,
-            "the page gives a latency of ~0.00s, which is no measurement; latency left unknown",
-            ("latency_s",),
-        )
-        return None
-    return value
-
-
-def _params(page: Page, sample: CodeSample, marks: _Marks) -> dict[str, Param]:
-    if marks.parameters is not None:
-        raws, end = read_parameters(page, marks.parameters)
-        if end is None:
-            page.warn(
-                len(page.lines), "the page ends inside the parameter list; read what is there"
-            )
-        inferred = False
-    else:
-        names = list(sample.payload)
-        if marks.attributes is not None:
-            raws, _ = read_attributes(page, marks.attributes, names)
-            if len(raws) < len(names):
-                page.warn(
-                    marks.attributes,
-                    f"the Attributes list describes {len(raws)} of the {len(names)} parameters "
-                    "the code sample sends",
-                )
-            raws += [RawParam(n, sample.payload_lines[n]) for n in names[len(raws) :]]
-        else:
-            raws = [RawParam(n, sample.payload_lines[n]) for n in names]
-            page.warn(None, "the page has no parameter list; parameters read from the code sample")
-        inferred = True
-        if names:
-            page.warn(
-                marks.attributes,
-                "this page's parameter list names no types: types are inferred from the code "
-                "sample's values, and every parameter is required unless the page calls it optional",
-            )
+def _params(page: Page, sample: CodeSample, marks: header.Marks) -> dict[str, Param]:
+    raws, source, cut = _listed(page, sample, marks)
     params: dict[str, Param] = {}
     for raw in raws:
         if raw.name in params:
             page.warn(raw.line, f"parameter '{raw.name}' appears twice; the first is kept")
             continue
-        params[raw.name] = _param(page, sample, raw, inferred=inferred)
-    if not inferred:
-        for key, line in sample.payload_lines.items():
-            if key not in params:
-                page.warn(
-                    line, f"the code sample sends '{key}', which the parameter list does not name"
-                )
+        params[raw.name] = _param(page, sample, raw, source)
+    if source == "page":
+        _sent_but_not_listed(page, sample, params, cut=cut)
     return params
 
 
-def _param(page: Page, sample: CodeSample, raw: RawParam, *, inferred: bool) -> Param:
+def _listed(
+    page: Page, sample: CodeSample, marks: header.Marks
+) -> tuple[list[RawParam], Source, bool]:
+    """The parameters the page lists, where their facts come from, and whether the page ends
+    inside the list."""
+    if marks.parameters is not None:
+        raws, end = read_parameters(page, marks.parameters, set(sample.payload))
+        if end is None:
+            page.warn(
+                page.last_line(), "the page ends inside the parameter list; read what is there"
+            )
+        return raws, "page", end is None
+    names = list(sample.payload)
+    if marks.attributes is not None:
+        raws, end, named = read_attributes(page, marks.attributes, names)
+        if named:
+            if end is None:
+                page.warn(
+                    page.last_line(), "the page ends inside the Attributes list; read what is there"
+                )
+            return raws, "page", end is None
+        return _unnamed(page, sample, marks.attributes, raws), "inferred", False
+    if names:
+        page.warn(
+            None,
+            "the page shows no parameter list (it may be cut before it): parameters read from "
+            "the code sample, typed by its values, all taken as optional and without defaults",
+        )
+    return [RawParam(n, sample.payload_lines[n]) for n in names], "sample", False
+
+
+def _unnamed(page: Page, sample: CodeSample, line: int, raws: list[RawParam]) -> list[RawParam]:
+    """An older page's Attributes that name nothing: descriptions in the sample's order."""
+    names = list(sample.payload)
+    if len(raws) < len(names):
+        page.warn(
+            line,
+            f"the Attributes list describes {len(raws)} of the {len(names)} parameters "
+            "the code sample sends",
+        )
+    raws += [RawParam(n, sample.payload_lines[n]) for n in names[len(raws) :]]
+    if names:
+        page.warn(
+            line,
+            "this page's parameter list names no types: types are inferred from the code "
+            "sample's values, and every parameter is required unless the page calls it optional",
+        )
+    return raws
+
+
+def _sent_but_not_listed(
+    page: Page, sample: CodeSample, params: dict[str, Param], *, cut: bool
+) -> None:
+    """Keys the sample sends that the list does not describe. Where the page was cut, they are
+    parameters the page would have listed after the cut: kept, from the sample. Where the list is
+    whole, the page leaves them out: pointed out, not kept."""
+    for key, line in sample.payload_lines.items():
+        if key in params:
+            continue
+        if not cut:
+            page.warn(
+                line, f"the code sample sends '{key}', which the parameter list does not name"
+            )
+            continue
+        params[key] = _param(page, sample, RawParam(key, line), "sample")
+        page.warn(
+            line,
+            f"the page is cut (at line {page.stored_line(page.last_line())}) before it lists "
+            f"'{key}', which the code sample sends here: read from the sample as "
+            f"{params[key].type}, optional, with no default",
+            (key,),
+        )
+
+
+def _param(page: Page, sample: CodeSample, raw: RawParam, source: Source) -> Param:
     examples = sample.examples.get(raw.name, [])
-    evidence = ([raw.default] if raw.has_default else []) + examples
-    kind, encoding = _type(page, raw, examples, inferred=inferred)
+    kind, encoding = _type(page, raw, examples, source)
     fields: dict[str, Any] = {
         "type": kind,
-        "required": _required(page, raw) if inferred else bool(raw.required),
+        "required": _required(page, raw, source),
         "description": " ".join(raw.description).strip(),
     }
     if encoding:
         fields["encoding"] = encoding
-    if raw.has_default and raw.default is not None:
-        fields["default"] = raw.default
     if raw.minimum is not None:
         fields["minimum"] = raw.minimum
     if raw.maximum is not None:
         fields["maximum"] = raw.maximum
-    if raw.type_line is None and not inferred:
-        page.warn(
-            raw.line,
-            f"parameter '{raw.name}' has no type line; taken as a string",
-            (raw.name, "type"),
-        )
+    evidence = ([raw.default] if raw.has_default else []) + examples
     fields.update(_enum(page, raw, kind, evidence))
+    default = checked_default(page, raw, kind, fields)
+    if default is not None:
+        fields["default"] = default
+    if source == "page":
+        _check_examples(page, sample, raw.name, kind)
     return Param.model_validate(fields)
 
 
+def _required(page: Page, raw: RawParam, source: Source) -> bool:
+    if source == "page":
+        return bool(raw.required)
+    if source == "sample":
+        return False
+    optional = re.compile(rf"^-?\s*{re.escape(raw.name)}\s*\(optional\)", re.IGNORECASE)
+    return page.find(optional) is None
+
+
 def _type(
-    page: Page, raw: RawParam, examples: list[object], *, inferred: bool
+    page: Page, raw: RawParam, examples: list[object], source: Source
 ) -> tuple[ParamType, str | None]:
     if any(isinstance(e, Base64Of) for e in examples):
         return "image", "base64"
-    if inferred or raw.type_text is None:
-        return _type_from_examples(page, raw, examples), None
+    if source != "page" or raw.type_text is None:
+        if source == "page":
+            page.warn(
+                raw.line,
+                f"parameter '{raw.name}' has no type line; "
+                + ("type read from the code sample" if examples else "taken as a string"),
+                (raw.name, "type"),
+            )
+        return _type_from_examples(page, raw, examples, warn=source != "page")
     kind = _TYPES.get(raw.type_text)
+    if kind is None and page.is_cut(raw.type_line):
+        page.warn(
+            raw.type_line,
+            f"the page is cut inside the type of '{raw.name}' ('{raw.type_text}'); "
+            + ("type read from the code sample" if examples else "taken as a string"),
+            (raw.name, "type"),
+        )
+        return _type_from_examples(page, raw, examples, warn=False)
     if kind is None:
         raise SpecImportError(
             page.where(raw.type_line),
             f"parameter '{raw.name}' has type '{raw.type_text}'; expected one of "
             + ", ".join(sorted(set(_TYPES.values()))),
         )
-    if kind == "string" and raw.fmt in {"uri", "url", "binary"} and _is_image(raw, examples):
+    if kind == "image" or (
+        kind == "string" and raw.fmt in {"uri", "url", "binary"} and _is_image(raw, examples)
+    ):
         return "image", "uri"
     return kind, None
 
@@ -334,38 +275,66 @@ def _is_image(raw: RawParam, examples: Iterable[object]) -> bool:
     return bool(_IMAGE_WORDS.search(raw.name.replace("_", " ") + " " + " ".join(raw.description)))
 
 
-def _type_from_examples(page: Page, raw: RawParam, examples: list[object]) -> ParamType:
+def _type_from_examples(
+    page: Page, raw: RawParam, examples: list[object], *, warn: bool
+) -> tuple[ParamType, str | None]:
     known = [e for e in examples if not isinstance(e, Unreadable) and e is not None]
     if not known:
-        page.warn(
-            raw.line,
-            f"cannot tell the type of '{raw.name}' from the page; taken as a string",
-            (raw.name, "type"),
-        )
-        return "string"
+        if warn:
+            page.warn(
+                raw.line,
+                f"cannot tell the type of '{raw.name}' from the page; taken as a string",
+                (raw.name, "type"),
+            )
+        return "string", None
     value = known[0]
     if isinstance(value, bool):
-        return "boolean"
+        return "boolean", None
     if isinstance(value, int):
-        return "integer"
+        return "integer", None
     if isinstance(value, float):
-        return "number"
+        return "number", None
     if isinstance(value, list):
-        return "array"
+        return "array", None
     if isinstance(value, dict):
-        return "object"
+        return "object", None
     if (
         isinstance(value, str)
         and value.startswith(("http://", "https://"))
         and _is_image(raw, examples)
     ):
-        return "image"
-    return "string"
+        return "image", "uri"
+    return "string", None
 
 
-def _required(page: Page, raw: RawParam) -> bool:
-    optional = re.compile(rf"^-?\s*{re.escape(raw.name)}\s*\(optional\)", re.IGNORECASE)
-    return page.find(optional) is None
+def _check_examples(page: Page, sample: CodeSample, name: str, kind: ParamType) -> None:
+    """Say where the sample sends a value the page's type would refuse: 3.5 for an integer, or a
+    number spelt as a string ("2"), which Segmind's own samples do."""
+    if kind not in _TYPE_NAMES or name not in sample.payload_lines:
+        return
+    for value in sample.examples.get(name, []):
+        if isinstance(value, str) and number_value(value.strip()) is not None:
+            # Only a number parameter can take both spellings (`numeric_string`).
+            advice = (
+                "set numeric_string in an overlay to accept both spellings"
+                if kind == "number"
+                else "a payload must send it as a number"
+            )
+            page.warn(
+                sample.payload_lines[name],
+                f"the code sample sends '{name}' as the string \"{value}\", though the page types "
+                f"it {kind}: {advice}",
+                (name, "numeric_string" if kind == "number" else "type"),
+            )
+            return
+        if kind == "integer" and isinstance(value, float) and not value.is_integer():
+            page.warn(
+                sample.payload_lines[name],
+                f"the code sample sends '{name}' as {value}, which is not {_TYPE_NAMES[kind]} "
+                "as the page types it; the page's type is kept",
+                (name, "type"),
+            )
+            return
 
 
 def _enum(page: Page, raw: RawParam, kind: ParamType, evidence: list[object]) -> dict[str, Any]:
@@ -378,11 +347,12 @@ def _enum(page: Page, raw: RawParam, kind: ParamType, evidence: list[object]) ->
     elif allowed.quoted:
         values = _typed(allowed.quoted, kind)
     else:
-        page.warn(
-            allowed.line,
-            f"'{raw.name}': 'Allowed values' is empty; no list kept",
-            (raw.name, "enum"),
-        )
+        if not allowed.cut:
+            page.warn(
+                allowed.line,
+                f"'{raw.name}': 'Allowed values' is empty; no list kept",
+                (raw.name, "enum"),
+            )
         values = None
     if values is None:
         return {}
@@ -393,6 +363,14 @@ def _enum(page: Page, raw: RawParam, kind: ParamType, evidence: list[object]) ->
             allowed.line,
             f"'{raw.name}': the page shows {len(values)} of {total} allowed values "
             f"('+{allowed.more} more'); marked incomplete until an overlay completes it",
+            (raw.name, "enum"),
+        )
+        result["enum_complete"] = False
+    elif allowed.cut:
+        page.warn(
+            allowed.line,
+            f"'{raw.name}': the page is cut inside its allowed values; the {len(values)} it "
+            "shows are marked incomplete until an overlay completes them",
             (raw.name, "enum"),
         )
         result["enum_complete"] = False

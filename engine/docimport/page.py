@@ -72,6 +72,13 @@ class Page:
         """Whether line ``number`` is where the page was cut off, so its end may be missing."""
         return self.ends_mid_line and number is not None and number == len(self.lines)
 
+    def last_line(self) -> int:
+        """The number of the page's last line that is not blank."""
+        number = len(self.lines)
+        while number > 1 and not self.lines[number - 1].strip():
+            number -= 1
+        return number
+
     def stored_line(self, number: int | None) -> int | None:
         """The line of the stored text that line ``number`` comes from."""
         if number is None or not self.origin:

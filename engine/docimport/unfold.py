@@ -11,6 +11,8 @@ double quotes is ever cut: a default or a sample's string may hold any of these 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections.abc import Callable, Iterable
 
@@ -23,6 +25,7 @@ _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 # keeps the numbers inside the code (`"samples": 1,`, `time.sleep(7)`) from cutting it.
 _CODE_START = re.compile(r"(?<!\S)1(?=import\b|from\b|const\b|let\b|var\b|#|//)")
 _CODE_NUMBER = re.compile(r"(?<!\S)(\d{1,3})(?![\d.,:;%])")
+_GLUED_CODE = re.compile(r"\d{1,3}(?:[A-Za-z_#\"'{}()\[\]/]|\s+\d{1,3}(?![\d.,:;%]))")
 
 _TYPE_WORD = r"(?:string|integer|number|boolean|array|object)"
 _NAMED_TYPE = r"(?:enum:\w+|str|int|integer|float|number|bool|boolean|image|array|list|object|dict)"
@@ -51,7 +54,8 @@ _LABELS = re.compile(r"Default\s*:|Allowed values|(?<!\S)(?:min|max)\s*:")
 _LIMIT = re.compile(r"(?<!\S)(?:min|max)\s*:\s*-?[\d.]+,?")
 # An older page's attribute heading: "seedint ( default: -1 )", "promptstr *".
 _NAMED_HEADER = re.compile(
-    rf"(?<![A-Za-z_])[A-Za-z_]\w*?{_NAMED_TYPE}\s*(?:\*|\(\s*default\s*:[^)]*\))(?:\s*Affects Pricing)?"
+    rf"(?<![A-Za-z_.\-\[\]])[A-Za-z_]\w*?{_NAMED_TYPE}\s*(?:\*|\(\s*default\s*:[^)]*\))"
+    r"(?:\s*Affects Pricing)?"
 )
 
 # What ends a value: a whole range, "+4 more", a value run into "Range:" ("7.5Range: 0.1 - 25").
@@ -66,8 +70,10 @@ _TRAILING_MORE = re.compile(r"\+\s*\d+\s+more$")
 # A parameter's heading. Its name glued to its flag, then perhaps its type: "promptrequired",
 # "imagerequiredstring (uri)Input Image", "seedoptional integer"; or its name, then its flag glued
 # to its type: "prompt requiredstring".
+# A name starts a word, or follows a value run into it ("2seedoptional"): never inside a dotted
+# or bracketed name ("lora.scaleoptional").
 _FLAGGED = re.compile(
-    r"(?<![A-Za-z_])(?P<name>[A-Za-z_]\w*?)(?P<flag>required|optional)"
+    r"(?<![A-Za-z_.\-\[\]])(?P<name>[A-Za-z_][\w.\-\[\]]*?)(?P<flag>required|optional)"
     rf"(?:(?P<type>\s*{_TYPE_WORD}(?:\s*\([^)]*\))?)(?![a-z])|(?=\s|$))"
 )
 _NAME_THEN_FLAG = re.compile(
@@ -75,12 +81,30 @@ _NAME_THEN_FLAG = re.compile(
     rf"(?P<flag>(?:required|optional){_TYPE_WORD}(?:\s*\([^)]*\))?)(?![a-z])"
 )
 
+# Anything any cutter below may cut at; most lines have none, and come back at once.
+_TRIGGER = re.compile(
+    "|".join(
+        (
+            _SECTIONS.pattern,
+            _AFTER_TITLE.pattern,
+            _LABELS.pattern,
+            _NAMED_HEADER.pattern,
+            r"Range\s*:",
+            r"\+\s*\d+\s*more",
+            r'"\s*"[^"]*"\s*(?:\+\s*\d+\s+more\s*)?$',
+            r"required|optional",
+            _CODE_START.pattern,
+            r"(?<!\S)" + _GLUED_CODE.pattern,
+        )
+    )
+)
+
 Cutter = Callable[[str], Iterable[int]]
 
 
 def unfold(line: str) -> list[str]:
     """The printed lines ``line`` holds: ``[line]`` itself unless it runs several together."""
-    if not line.strip():
+    if not _TRIGGER.search(line):
         return [line]
     pieces = [line]
     for cutter in _CUTTERS:
@@ -88,32 +112,53 @@ def unfold(line: str) -> list[str]:
     return pieces if len(pieces) > 1 else [line]
 
 
+class _Quotes:
+    """The double-quoted stretches of a piece, asked whether a position falls inside one."""
+
+    def __init__(self, piece: str) -> None:
+        spans = [m.span() for m in _QUOTED.finditer(piece)]
+        self.starts = [a for a, _ in spans]
+        self.ends = [b for _, b in spans]
+
+    def inside(self, position: int) -> bool:
+        index = bisect.bisect_left(self.starts, position) - 1
+        return index >= 0 and position < self.ends[index]
+
+
 def _cut(piece: str, positions: Iterable[int]) -> list[str]:
-    spans = [m.span() for m in _QUOTED.finditer(piece)]
-    cuts = sorted(
-        {p for p in positions if 0 < p < len(piece) and not any(a < p < b for a, b in spans)}
-    )
+    quotes = _Quotes(piece)
+    cuts = sorted({p for p in positions if 0 < p < len(piece) and not quotes.inside(p)})
     if not cuts:
         return [piece]
     bounds = [0, *cuts, len(piece)]
-    parts = (piece[a:b].strip() for a, b in zip(bounds, bounds[1:], strict=False))
+    parts = (piece[a:b].strip() for a, b in itertools.pairwise(bounds))
     return [part for part in parts if part]
 
 
 def _code_lines(piece: str) -> Iterable[int]:
-    spans = [m.span() for m in _QUOTED.finditer(piece)]
+    quotes = _Quotes(piece)
+    numbers = [
+        (m.start(), int(m.group(1)))
+        for m in _CODE_NUMBER.finditer(piece)
+        if not quotes.inside(m.start())
+    ]
     expected: int | None = None
-    for match in _CODE_NUMBER.finditer(piece):
-        at = match.start()
-        if any(a < at < b for a, b in spans):
-            continue
-        value = int(match.group(1))
-        if value == 1 and _CODE_START.match(piece, at):
-            expected = 2
-            yield at
-        elif value == expected:
+    for index, (at, value) in enumerate(numbers):
+        if value == expected:
             expected += 1
             yield at
+        elif _starts_code(piece, at, value, numbers[index + 1 : index + 2]):
+            expected = value + 1
+            yield at
+
+
+def _starts_code(piece: str, at: int, value: int, following: list[tuple[int, int]]) -> bool:
+    """A sample's first line ("1import requests"); or, where a page's head was lost, a number
+    glued to code ("5# Async", "3 4url": an empty line, then code) whose next number follows it."""
+    if value == 1 and _CODE_START.match(piece, at):
+        return True
+    glued = _GLUED_CODE.match(piece, at)
+    return glued is not None and bool(following) and following[0][1] == value + 1
 
 
 def _around(pattern: re.Pattern[str]) -> Cutter:
