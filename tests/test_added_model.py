@@ -56,10 +56,9 @@ def test_a_recipe_on_an_added_model_dry_runs_and_previews(project: pytest.Pytest
     assert "4 to send ($0.08)" in said
     code, said = _render("recipes/flux.yaml", "--backend", "preview", "--out", "out")
     assert code == 0, said
-    assert (
-        len(list((project.path / "out" / "flux").glob("*/*.png"))) == 4
-        or len(list((project.path / "out" / "flux").glob("*.png"))) == 4
-    )
+    folder = project.path / "out" / "flux"
+    pictures = sorted(p.relative_to(folder).as_posix() for p in folder.glob("*/*.png"))
+    assert pictures == ["lamp/dawn.png", "lamp/neon.png", "sofa/dawn.png", "sofa/neon.png"]
 
 
 def test_it_replays_from_a_cassette_and_passes_the_plugins_checks(
