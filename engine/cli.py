@@ -124,6 +124,14 @@ _ledger_option = click.option(
 )
 
 
+# Hidden: the length of the account's rate window, for a simulator whose --rate-window shrinks it.
+_rate_window_option = click.option(
+    "--rate-window",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    hidden=True,
+    help="The length of the account's rate window in seconds (a simulator's --rate-window).",
+)
 # Options a run and a submitted run (render submit) share.
 _only_option = click.option(
     "--only",
@@ -305,13 +313,7 @@ class _Dollars(click.ParamType):  # type: ignore[type-arg]
     is_flag=True,
     help="Render the baseline's jobs again (paid; narrow with --only) and exit 1 if any drifted from it.",
 )
-@click.option(
-    "--rate-window",
-    type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
-    hidden=True,
-    help="The length of the account's rate window in seconds (a simulator's --rate-window).",
-)
+@_rate_window_option
 @_ledger_option
 @click.pass_context
 @_handles_errors
@@ -1740,11 +1742,12 @@ def submit(
     show_default=True,
     help="Seconds a claim lasts without this worker's heartbeat (then another worker takes it).",
 )
+@_rate_window_option
 @_ledger_option
 @_handles_errors
 def work(
     *, run_id: str | None, concurrency: int, out: Path | None, backend: str | None,
-    rpm: int | None, retry_unknown: bool, lease: float,
+    rpm: int | None, retry_unknown: bool, lease: float, rate_window: float,
 ) -> None:  # fmt: skip
     """Claim jobs of submitted runs from the ledger and render them, until none is left."""
     from engine.errors import InputError
@@ -1771,7 +1774,7 @@ def work(
             break
         options = RunOptions(
             concurrency=concurrency, rpm=rpm, retry_unknown=retry_unknown, home=_home().path,
-            lease_s=lease,
+            lease_s=lease, rate_window_s=rate_window,
         )  # fmt: skip
         click.echo(f"working on {target} ({plan.recipe}) as {name}", err=True)
         summary = _work_on(target, plan, chosen, options, out_dir=_out_dir(out, plan.recipe), name=name)  # fmt: skip

@@ -37,6 +37,8 @@ _MIGRATION_LOCK = "render-ledger-migrations"
 # A database that stopped answering is asked again at most this often (a write in between fails
 # at once rather than wait for a connection on the event loop).
 _RECONNECT_EVERY_S = 2.0
+# How long a SQLite ledger waits for another process's lock before it gives up.
+_SQLITE_WAIT_S = 30.0
 
 
 class Rows(Protocol):
@@ -159,10 +161,10 @@ class _Sqlite(Database):
             path.parent.mkdir(parents=True, exist_ok=True)
             # Another process may hold the write lock for a moment: wait for it rather than fail.
             self.db = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=30
+                path, isolation_level=None, check_same_thread=False, timeout=_SQLITE_WAIT_S
             )
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            _write_ahead(self.db)
         except (OSError, sqlite3.Error) as problem:
             raise LedgerError(f"the ledger {path} cannot be opened: {problem}") from problem
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -192,6 +194,21 @@ class _Sqlite(Database):
 
     def close(self) -> None:
         self.db.close()
+
+
+def _write_ahead(db: sqlite3.Connection) -> None:
+    """The file in WAL mode. Switching a new file takes its lock without SQLite's busy wait, so a
+    second process creating the same ledger at that moment is told "database is locked": it asks
+    again until the first is done (a few milliseconds), as the busy wait would."""
+    deadline = time.monotonic() + _SQLITE_WAIT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as problem:
+            if "locked" not in str(problem) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 class _Row(tuple[Any, ...]):

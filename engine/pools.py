@@ -169,6 +169,15 @@ class Pools:
             )
         return None
 
+    def others_hold(self, run_id: str, *, pool: str | None, batch: str | None) -> bool:
+        """Whether runs other than ``run_id`` hold money in ``pool`` or ``batch``: money that
+        becomes a sent job's, or, if its run died, comes back once the run's lease runs out."""
+        row = self.db.execute(
+            "SELECT 1 FROM holds WHERE run_id <> ? AND (pool = ? OR batch = ?) LIMIT 1",
+            (run_id, pool, batch),
+        ).fetchone()
+        return row is not None
+
     def drop(self, run_id: str, job_id: str) -> None:
         """A held job that will not be sent: its money goes back."""
         self.db.execute("DELETE FROM holds WHERE run_id = ? AND job_id = ?", (run_id, job_id))

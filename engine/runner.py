@@ -39,6 +39,8 @@ from engine.uploads import Uploads, to_upload
 
 __all__ = ["JobSource", "PlanJobs", "Runner", "payload_sha256"]
 
+# How often a job a pool refused while other processes hold money in it asks again.
+_HOLD_AGAIN_S = 2.0
 # States a queued request passes through on its way to COMPLETED (or FAILED, which the client raises).
 _WAITING = frozenset({"QUEUED", "PROCESSING", "IN_PROGRESS", "PENDING", "STARTING"})
 
@@ -383,15 +385,7 @@ class Runner:
             return Result(job=job.id, status="not-sent", error=error)
         hold = _Hold(self.budget, held, price)
         if self.pools is not None and held > 0:
-            refused = await asyncio.to_thread(
-                self.pools.hold,
-                self.run_id,
-                job.id,
-                held,
-                pool=self.plan.budget_pool,
-                batch=self.source.batch,
-                stale_before=stale_before(self.options.lease_s),
-            )
+            refused = await self._pool_hold(self.pools, job, held)
             if refused is not None:
                 self.budget.release(held)
                 self.budget_reached = self._pool_spent = True
@@ -451,6 +445,32 @@ class Runner:
             cost_usd=cost,
             seconds=seconds,
         )
+
+    async def _pool_hold(self, pools: Pools, job: Job, held: float) -> str | None:
+        """Hold the job's price in its pool (or submitted run's budget); None once held, else why
+        not. While other processes hold money there, it waits for them: what a live one holds is
+        soon spent (and refuses this job for good), what a dead one held comes back when its lease
+        runs out, and the job may go after all."""
+        pool, batch = self.plan.budget_pool, self.source.batch
+        waited = 0.0
+        while True:
+            refused = await asyncio.to_thread(
+                pools.hold,
+                self.run_id,
+                job.id,
+                held,
+                pool=pool,
+                batch=batch,
+                stale_before=stale_before(self.options.lease_s),
+            )
+            others = refused is not None and await asyncio.to_thread(
+                pools.others_hold, self.run_id, pool=pool, batch=batch
+            )
+            if not others or self.stop or waited > 2 * self.options.lease_s:
+                return refused
+            pause = min(_HOLD_AGAIN_S, self.options.lease_s / 3)
+            await asyncio.sleep(pause)
+            waited += pause
 
     async def _send(self, job: Job, digest: str, hold: _Hold) -> Result:
         started = time.monotonic()

@@ -245,3 +245,30 @@ def test_run_rows_are_the_newest_oldest_first(target: str, limit: int | None) ->
     book.db.execute("UPDATE runs SET started_at = id")
     assert [run.id for run in book.run_rows(limit=limit)] == (["r2"] if limit else ["r1", "r2"])
     book.close()
+
+
+def _create(path: str, barrier: Any, errors: Any) -> None:
+    barrier.wait()
+    try:
+        Ledger(path).close()
+    except Exception as exc:
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_two_processes_creating_one_sqlite_ledger_at_once_both_open_it(tmp_path: Path) -> None:
+    """Issue 14 (the rate test): switching a new file to WAL is not covered by SQLite's busy wait,
+    so the second process was told "database is locked" (17 times in 20 before the fix)."""
+    context = multiprocessing.get_context("spawn")
+    errors = context.Queue()
+    for trial in range(5):
+        path = str(tmp_path / f"trial-{trial}" / "ledger.sqlite")
+        barrier = context.Barrier(2)
+        workers = [context.Process(target=_create, args=(path, barrier, errors)) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == []
