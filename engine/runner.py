@@ -217,9 +217,7 @@ class Runner:
         interrupted = False
         beating = asyncio.create_task(self._heartbeat()) if self._beats else None
         try:
-            await asyncio.gather(
-                *(self._worker() for _ in range(max(1, self.options.concurrency)))
-            )
+            await asyncio.gather(*(self._worker() for _ in range(max(1, self.options.concurrency))))
         except asyncio.CancelledError:
             interrupted = True
             raise

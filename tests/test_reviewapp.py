@@ -721,9 +721,7 @@ def test_a_screenshot_of_the_app_for_the_readme(
     desk = Tab(browser, width=1280, height=900)
     try:
         page = desk.page
-        with listening(
-            lambda port: create_review_app(out, None, ledger=ledger, port=port)
-        ) as url:
+        with listening(lambda port: create_review_app(out, None, ledger=ledger, port=port)) as url:
             page.goto(url)
             page.keyboard.press("a")
             page.keyboard.press("j")

@@ -174,9 +174,7 @@ def test_verdicts_from_the_review_app_reach_export_and_rejected(
 ) -> None:
     write_tree(tmp_path, {"city.yaml": CITY})
     render("city.yaml")
-    app = create_review_app(
-        tmp_path / "renders/city", None, ledger=ledger_path(None), port=8123
-    )
+    app = create_review_app(tmp_path / "renders/city", None, ledger=ledger_path(None), port=8123)
 
     async def judge() -> None:
         transport = httpx.ASGITransport(app=app)
