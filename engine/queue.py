@@ -24,7 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import LedgerError
-from engine.ledger import IN_FLIGHT, Ledger
+from engine.ledger import (
+    BILLED,
+    FAILED,
+    HELD,
+    IN_FLIGHT,
+    SENDING,
+    SKIPPED,
+    SUBMITTED,
+    SUCCEEDED,
+    UNFETCHED,
+    UNKNOWN,
+    Ledger,
+)
 from engine.localimage import LocalImage
 from engine.plan import Job, Plan
 from engine.specs import Spec
@@ -35,9 +47,9 @@ __all__ = ["Claim", "Queue", "QueueCounts", "decode_jobs", "encode_jobs"]
 QUEUED, CLAIMED, DONE = "queued", "claimed", "done"
 # How `render status` says a job's newest row: held is the unknown of another row; sending and
 # submitted are in flight (or, for a worker that died, unknown until a worker takes them over).
-_OUTCOME = {"held": "unknown", "sending": "in flight", "submitted": "in flight"}
+_OUTCOME = {HELD: UNKNOWN, SENDING: "in flight", SUBMITTED: "in flight"}
 # Ledger states that end a job: a reclaimed job with one of these was finished by its dead worker.
-_ENDED = ("succeeded", "skipped", "unfetched", "failed")
+_ENDED = (SUCCEEDED, SKIPPED, UNFETCHED, FAILED)
 
 
 def encode_jobs(jobs: Sequence[Job]) -> str:
@@ -272,11 +284,10 @@ class Queue:
         rows = self.db.execute(
             f"""
             SELECT runs.id, runs.worker, runs.status, runs.started_at, runs.heartbeat_at,
-                   COUNT(CASE WHEN jobs.status IN ('succeeded', 'skipped') THEN 1 END),
-                   COUNT(CASE WHEN jobs.status = 'failed' THEN 1 END),
+                   COUNT(CASE WHEN jobs.status IN {(SUCCEEDED, SKIPPED)} THEN 1 END),
+                   COUNT(CASE WHEN jobs.status = '{FAILED}' THEN 1 END),
                    COUNT(CASE WHEN jobs.status IN {IN_FLIGHT} THEN 1 END),
-                   COALESCE(SUM(CASE WHEN jobs.status IN ('succeeded', 'unfetched')
-                                THEN jobs.cost_usd END), 0),
+                   COALESCE(SUM(CASE WHEN jobs.status IN {BILLED} THEN jobs.cost_usd END), 0),
                    COALESCE(SUM(CASE WHEN jobs.status IN {IN_FLIGHT} THEN jobs.reserved_usd END), 0)
             FROM runs LEFT JOIN jobs ON jobs.run_id = runs.id
             WHERE runs.batch = ? AND runs.id <> ?

@@ -47,7 +47,6 @@ class QueueJobs:
         self._decided: set[str] = set()
         self._empty = False
         self._lock = asyncio.Lock()
-        self.claimed = 0
 
     def bind(self, run_id: str) -> None:
         self._run_id = run_id
@@ -83,7 +82,6 @@ class QueueJobs:
                 # A worker that died had ended it (its lease ran out before it said so here).
                 await asyncio.to_thread(self.queue.done, self.batch, head, self._run_id)
                 continue
-            self.claimed += 1
             self._open[head] = {job.id for job in claim.jobs}
             for job in claim.jobs:
                 self._group_of[job.id] = head
