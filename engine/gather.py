@@ -16,13 +16,13 @@ from typing import Any
 
 from engine.client import Output, SegmindClient
 from engine.errors import ApiProblem
-from engine.ledger import Ledger
+from engine.ledger import SKIPPED, SUCCEEDED, UNFETCHED, Ledger
 from engine.outputs import OutputStore
 from engine.queue import Queue
 
 __all__ = ["Gathered", "gather"]
 
-_WITH_OUTPUTS = ("succeeded", "skipped", "unfetched")
+_WITH_OUTPUTS = (SUCCEEDED, SKIPPED, UNFETCHED)
 
 
 @dataclass
