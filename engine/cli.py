@@ -1589,8 +1589,9 @@ def budget_set(*, name: str, usd: float, period: str) -> None:
     from engine.errors import InputError
     from engine.formatting import money
     from engine.pools import Pools
+    from engine.recipe import POOL_NAME
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+    if not re.match(POOL_NAME, name):
         raise InputError(
             f"'{name}' cannot name a pool: use letters, digits, '.', '_' and '-' (up to 64)"
         )

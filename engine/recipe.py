@@ -20,6 +20,7 @@ from engine.yamlfile import LocatedYaml, load_yaml
 __all__ = [
     "DEFAULT_MAX_JOBS",
     "MAX_JOBS_CEILING",
+    "POOL_NAME",
     "RESERVED_NAMES",
     "Recipe",
     "RecipeFile",
@@ -34,6 +35,10 @@ RESERVED_NAMES = frozenset(
     {"job_id", "recipe", "loop", "range", "dict", "lipsum", "cycler", "joiner", "namespace"}
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# What a budget pool may be named (`budget_pool:`, `render budget set NAME`).
+POOL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 class Recipe(BaseModel):
@@ -54,7 +59,7 @@ class Recipe(BaseModel):
     )
     budget_pool: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        pattern=POOL_NAME,
         description="A budget pool (`render budget set NAME USD`) shared with every run that "
         "names it, on any machine using the same ledger; budget_usd still caps this run.",
     )
